@@ -1,0 +1,15 @@
+# Shared by the project's scripts: bring the npm dependencies a fresh clone lacks.
+# Sourced, not run.
+
+# npm ci when node_modules is missing or older than the lock file.
+ensure_node_modules() {
+  if [ ! -f node_modules/.package-lock.json ] || [ package-lock.json -nt node_modules/.package-lock.json ]; then
+    echo "installing npm dependencies (npm ci; better-sqlite3 compiles SQLite, about a minute)" >&2
+    npm ci --no-audit --no-fund >&2
+  fi
+}
+
+build() {
+  npx tsc -p tsconfig.json
+  chmod +x dist/cli/main.js
+}

@@ -1,0 +1,231 @@
+import { readFileSync } from 'node:fs';
+import { parse as parseYaml } from 'yaml';
+import { configError, describe } from './errors.js';
+
+/**
+ * The station's configuration: a YAML file, then environment variables, then command-line flags, each later
+ * source winning over the earlier; everything has a default, so an empty file (or none at the default path)
+ * works. Validated here, once: unknown keys and bad values are refused with the key named.
+ */
+
+export interface Config {
+  /** the file read, if any */
+  file?: string;
+  dataDir: string;
+  s3: S3Settings;
+  upload: UploadSettings;
+  log: { level: LogLevel };
+}
+
+export interface S3Settings {
+  /** unset: AWS S3 itself */
+  endpoint?: string;
+  region: string;
+  /** path-style URLs: the default for S3-compatible endpoints, which rarely have wildcard DNS */
+  forcePathStyle: boolean;
+  /** 'WHEN_REQUIRED' for S3-compatible servers: the SDK's default CRC32 breaks some of them (FIELD-NOTES) */
+  requestChecksumCalculation: ChecksumSetting;
+  responseChecksumValidation: ChecksumSetting;
+  /** sign headers only, not the body: every body carries Content-MD5 instead */
+  unsignedPayload: boolean;
+  /** false when neither the config nor the environment names an S3 connection */
+  configured: boolean;
+}
+
+export interface UploadSettings {
+  /** requests in flight, for the whole station */
+  maxRequests: number;
+  /** part bytes held in memory, for the whole station */
+  memoryBytes: number;
+  /** files of this size and larger go up as multipart uploads */
+  multipartThreshold: number;
+  /** the smallest part size; grown per file so no file needs more than 10,000 parts */
+  partSize: number;
+  /** tries of one request before its file is given up */
+  maxAttempts: number;
+}
+
+export type ChecksumSetting = 'WHEN_REQUIRED' | 'WHEN_SUPPORTED';
+export const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const;
+export type LogLevel = (typeof LOG_LEVELS)[number];
+
+export const DEFAULT_CONFIG_FILE = '/etc/import-station/config.yaml';
+export const DEFAULT_DATA_DIR = '/var/lib/import-station';
+
+const MiB = 1024 * 1024;
+const GiB = 1024 * MiB;
+
+/** Where settings come from besides the file: flags first, then the environment. */
+export interface ConfigSources {
+  configFile?: string;
+  dataDir?: string;
+  env: NodeJS.ProcessEnv;
+}
+
+export function loadConfig(sources: ConfigSources): Config {
+  const { env } = sources;
+  const explicit = sources.configFile ?? env.STATION_CONFIG;
+  const file = explicit ?? DEFAULT_CONFIG_FILE;
+  const raw = readConfigFile(file, explicit !== undefined);
+  const values = validate(raw ?? {}, SCHEMA, '', file);
+
+  const [endpoint, endpointSource] = env.AWS_ENDPOINT_URL_S3
+    ? [env.AWS_ENDPOINT_URL_S3, 'AWS_ENDPOINT_URL_S3']
+    : env.AWS_ENDPOINT_URL
+      ? [env.AWS_ENDPOINT_URL, 'AWS_ENDPOINT_URL']
+      : [values['s3.endpoint'] as string | undefined, `${file}: s3.endpoint`];
+  if (endpoint !== undefined) checkUrl(endpoint, endpointSource);
+  const custom = endpoint !== undefined;
+  const checksums: ChecksumSetting = custom ? 'WHEN_REQUIRED' : 'WHEN_SUPPORTED';
+  const upload: UploadSettings = {
+    maxRequests: (values['upload.maxRequests'] as number) ?? 16,
+    memoryBytes: (values['upload.memory'] as number) ?? 256 * MiB,
+    multipartThreshold: (values['upload.multipartThreshold'] as number) ?? 64 * MiB,
+    partSize: (values['upload.partSize'] as number) ?? 16 * MiB,
+    maxAttempts: (values['upload.maxAttempts'] as number) ?? 5,
+  };
+  if (upload.partSize > upload.memoryBytes) {
+    throw configError(`${file}: upload.partSize (${upload.partSize}) is larger than upload.memory (${upload.memoryBytes})`);
+  }
+  if (upload.multipartThreshold > 5 * GiB) {
+    throw configError(`${file}: upload.multipartThreshold is over 5 GiB, the largest single PUT S3 takes`);
+  }
+  return {
+    ...(raw !== undefined && { file }),
+    dataDir: sources.dataDir ?? env.STATION_DATA_DIR ?? (values.dataDir as string | undefined) ?? DEFAULT_DATA_DIR,
+    s3: {
+      ...(endpoint !== undefined && { endpoint }),
+      region: env.AWS_REGION || env.AWS_DEFAULT_REGION || (values['s3.region'] as string | undefined) || 'us-east-1',
+      forcePathStyle: (values['s3.forcePathStyle'] as boolean | undefined) ?? custom,
+      requestChecksumCalculation: (values['s3.requestChecksumCalculation'] as ChecksumSetting | undefined) ?? checksums,
+      responseChecksumValidation: (values['s3.responseChecksumValidation'] as ChecksumSetting | undefined) ?? checksums,
+      unsignedPayload: (values['s3.unsignedPayload'] as boolean | undefined) ?? true,
+      configured: custom || raw?.s3 !== undefined || Boolean(env.AWS_ACCESS_KEY_ID || env.AWS_PROFILE),
+    },
+    upload,
+    log: { level: (env.STATION_LOG_LEVEL as LogLevel | undefined) ?? (values['log.level'] as LogLevel | undefined) ?? 'info' },
+  };
+}
+
+function readConfigFile(file: string, mustExist: boolean): Record<string, unknown> | undefined {
+  let text: string;
+  try {
+    text = readFileSync(file, 'utf8');
+  } catch (err) {
+    if (!mustExist && (err as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
+    throw configError(`cannot read the config file ${file}: ${describe(err)}`);
+  }
+  let data: unknown;
+  try {
+    data = parseYaml(text, { uniqueKeys: true, prettyErrors: false });
+  } catch (err) {
+    throw configError(`${file}: not valid YAML: ${describe(err).split('\n')[0]}`);
+  }
+  if (data === null || data === undefined) return {};
+  if (typeof data !== 'object' || Array.isArray(data)) throw configError(`${file}: expected a mapping of settings`);
+  return data as Record<string, unknown>;
+}
+
+// ---- the schema: every key the file may hold, with its parser -------------------------------------------------
+
+type Parse = (value: unknown) => unknown; // throws a reason string
+interface Schema {
+  [key: string]: Parse | Schema;
+}
+
+const SCHEMA: Schema = {
+  dataDir: text,
+  s3: {
+    endpoint: text,
+    region: text,
+    forcePathStyle: bool,
+    requestChecksumCalculation: oneOf('WHEN_REQUIRED', 'WHEN_SUPPORTED'),
+    responseChecksumValidation: oneOf('WHEN_REQUIRED', 'WHEN_SUPPORTED'),
+    unsignedPayload: bool,
+  },
+  upload: {
+    maxRequests: int(1, 1024),
+    memory: size(8 * MiB, 64 * GiB),
+    multipartThreshold: size(5 * MiB, 5 * GiB),
+    partSize: size(5 * MiB, 5 * GiB),
+    maxAttempts: int(1, 50),
+  },
+  log: { level: oneOf(...LOG_LEVELS) },
+};
+
+/** Flattens the file into `a.b` keys, refusing unknown keys and bad values. */
+function validate(data: Record<string, unknown>, schema: Schema, prefix: string, file: string): Record<string, unknown> {
+  const out: Record<string, unknown> = {};
+  for (const [key, value] of Object.entries(data)) {
+    const name = prefix + key;
+    const rule = schema[key];
+    if (rule === undefined) {
+      throw configError(`${file}: unknown key "${name}" (known here: ${Object.keys(schema).map((k) => prefix + k).join(', ')})`);
+    }
+    if (value === null || value === undefined) continue;
+    if (typeof rule === 'function') {
+      try {
+        out[name] = rule(value);
+      } catch (reason) {
+        throw configError(`${file}: ${name}: ${String(reason)}`);
+      }
+    } else {
+      if (typeof value !== 'object' || Array.isArray(value)) throw configError(`${file}: ${name}: expected a mapping`);
+      Object.assign(out, validate(value as Record<string, unknown>, rule, `${name}.`, file));
+    }
+  }
+  return out;
+}
+
+function text(v: unknown): string {
+  if (typeof v !== 'string' || v === '') throw 'expected a non-empty string';
+  return v;
+}
+
+function bool(v: unknown): boolean {
+  if (typeof v !== 'boolean') throw 'expected true or false';
+  return v;
+}
+
+function oneOf<T extends string>(...allowed: T[]): (v: unknown) => T {
+  return (v) => {
+    if (!allowed.includes(v as T)) throw `expected one of ${allowed.join(', ')}`;
+    return v as T;
+  };
+}
+
+function int(min: number, max: number): (v: unknown) => number {
+  return (v) => {
+    if (typeof v !== 'number' || !Number.isInteger(v) || v < min || v > max) throw `expected a whole number from ${min} to ${max}`;
+    return v;
+  };
+}
+
+const UNITS: Record<string, number> = { '': 1, B: 1, KiB: 1024, MiB, GiB, KB: 1e3, MB: 1e6, GB: 1e9 };
+
+/** A size: a number of bytes, or a string like `64 MiB`. */
+export function parseSize(v: unknown): number {
+  if (typeof v === 'number' && Number.isInteger(v) && v >= 0) return v;
+  const m = typeof v === 'string' ? /^\s*(\d+(?:\.\d+)?)\s*([KMG]i?B|B)?\s*$/.exec(v) : null;
+  const unit = m && UNITS[m[2] ?? ''];
+  if (!m || unit === undefined || unit === null) throw 'expected a size: bytes, or a number with KiB, MiB, GiB, KB, MB or GB';
+  return Math.round(Number(m[1]) * unit);
+}
+
+function size(min: number, max: number): (v: unknown) => number {
+  return (v) => {
+    const n = parseSize(v);
+    if (n < min || n > max) throw `expected a size from ${min / MiB} MiB to ${max / GiB} GiB`;
+    return n;
+  };
+}
+
+function checkUrl(value: string, what: string): void {
+  let url: URL;
+  try {
+    url = new URL(value);
+  } catch {
+    throw configError(`${what}: "${value}" is not a URL`);
+  }
+  if (url.protocol !== 'http:' && url.protocol !== 'https:') throw configError(`${what}: "${value}" is not an http(s) URL`);
+}

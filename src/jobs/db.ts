@@ -1,0 +1,88 @@
+import Database from 'better-sqlite3';
+import { chmodSync, mkdirSync } from 'node:fs';
+import { join } from 'node:path';
+import { StationError, Exit, describe } from '../errors.js';
+
+/**
+ * The station's database file and its schema. Each migration runs once, in order, in its own transaction;
+ * `PRAGMA user_version` records how far the file has come, so an older file is brought forward on open and a
+ * newer one (written by a later station) is refused rather than misread.
+ */
+const MIGRATIONS: string[] = [
+  // 1: accounts, jobs, and the history of every status change
+  `
+  CREATE TABLE accounts (
+    access_key_id TEXT PRIMARY KEY,
+    secret_key    TEXT NOT NULL,
+    created_at    INTEGER NOT NULL
+  );
+  CREATE TABLE jobs (
+    id                TEXT PRIMARY KEY,
+    created_at        INTEGER NOT NULL,
+    job_status        TEXT NOT NULL,
+    device_status     TEXT NOT NULL,
+    access_key_id     TEXT NOT NULL REFERENCES accounts(access_key_id),
+    original_manifest BLOB NOT NULL,
+    current_manifest  BLOB NOT NULL,
+    log_bucket        TEXT,
+    log_key           TEXT,
+    error_count       INTEGER,
+    carrier           TEXT,
+    tracking_number   TEXT,
+    reason            TEXT
+  );
+  CREATE TABLE job_history (
+    id      INTEGER PRIMARY KEY AUTOINCREMENT,
+    job_id  TEXT NOT NULL REFERENCES jobs(id),
+    at      INTEGER NOT NULL,
+    subject TEXT NOT NULL CHECK (subject IN ('job', 'device', 'manifest')),
+    from_status TEXT,
+    to_status   TEXT NOT NULL,
+    note    TEXT
+  );
+  CREATE INDEX job_history_by_job ON job_history(job_id, id);
+  `,
+];
+
+export const SCHEMA_VERSION = MIGRATIONS.length;
+export const DB_FILE = 'station.db';
+
+export type Db = Database.Database;
+
+export function openDb(dataDir: string): Db {
+  let db: Db;
+  try {
+    // Only the station's user may read the data directory: it holds the accounts' secret keys.
+    mkdirSync(dataDir, { recursive: true, mode: 0o700 });
+    chmodSync(dataDir, 0o700);
+    db = new Database(join(dataDir, DB_FILE));
+  } catch (err) {
+    throw new StationError('DataDirUnusable', `cannot open the job store in ${dataDir}: ${describe(err)}`, Exit.usage, { cause: err });
+  }
+  chmodSync(join(dataDir, DB_FILE), 0o600);
+  db.pragma('journal_mode = WAL');
+  // FULL: a status change is on disk before anything acts on it, power cut included.
+  db.pragma('synchronous = FULL');
+  db.pragma('foreign_keys = ON');
+  // The daemon and operator commands share the file.
+  db.pragma('busy_timeout = 10000');
+  migrate(db, dataDir);
+  return db;
+}
+
+function migrate(db: Db, dataDir: string): void {
+  const version = db.pragma('user_version', { simple: true }) as number;
+  if (version > SCHEMA_VERSION) {
+    throw new StationError(
+      'DataDirUnusable',
+      `the job store in ${dataDir} has schema ${version}, newer than this station's ${SCHEMA_VERSION}: upgrade the station`,
+      Exit.usage,
+    );
+  }
+  for (let v = version; v < SCHEMA_VERSION; v++) {
+    db.transaction(() => {
+      db.exec(MIGRATIONS[v]!);
+      db.pragma(`user_version = ${v + 1}`);
+    }).immediate();
+  }
+}
