@@ -4,9 +4,10 @@ import { Exit, StationError, describe, type ExitCode } from '../errors.js';
 import { COMMON_OPTIONS, Context, type Command } from './command.js';
 import { accountCommands } from './commands/account.js';
 import { jobCommands } from './commands/job.js';
+import { loadCommand } from './commands/load.js';
 import { signCommand } from './commands/sign.js';
 
-const COMMANDS: Command[] = [...accountCommands, ...jobCommands, signCommand];
+const COMMANDS: Command[] = [...accountCommands, ...jobCommands, loadCommand, signCommand];
 
 const COMMON_HELP = `options every command takes:
   --config FILE     the config file (env STATION_CONFIG; default /etc/import-station/config.yaml)
@@ -14,17 +15,21 @@ const COMMON_HELP = `options every command takes:
   --json            one JSON document on stdout, for scripts
   -h, --help        this help`;
 
-/** Finds the command named by the leading words of argv; returns it with the remaining arguments. */
+/**
+ * Finds the command named by the first words of argv (common options may stand before it, as in
+ * `station --config FILE job list`); returns it with the other arguments.
+ */
 function findCommand(argv: string[]): { command?: Command; rest: string[]; words: string[] } {
-  const words: string[] = [];
-  for (const arg of argv) {
-    if (arg.startsWith('-') || words.length === 2) break;
-    words.push(arg);
+  const at: number[] = [];
+  for (let i = 0; i < argv.length && at.length < 2; i++) {
+    const arg = argv[i]!;
+    if (arg === '--config' || arg === '--data-dir') i++;
+    else if (!arg.startsWith('-')) at.push(i);
   }
+  const words = at.map((i) => argv[i]!);
   for (let n = words.length; n > 0; n--) {
-    const name = words.slice(0, n).join(' ');
-    const command = COMMANDS.find((c) => c.name === name);
-    if (command) return { command, rest: argv.slice(n), words };
+    const command = COMMANDS.find((c) => c.name === words.slice(0, n).join(' '));
+    if (command) return { command, rest: argv.filter((_, i) => !at.slice(0, n).includes(i)), words };
   }
   return { rest: argv, words };
 }

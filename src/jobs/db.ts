@@ -42,6 +42,41 @@ const MIGRATIONS: string[] = [
   );
   CREATE INDEX job_history_by_job ON job_history(job_id, id);
   `,
+  // 2: the load journal: a row per file once it is done, and the multipart upload of a file in flight with the
+  // parts S3 acknowledged, so a load resumes where it stopped
+  `
+  CREATE TABLE files (
+    job_id       TEXT NOT NULL REFERENCES jobs(id),
+    path         BLOB NOT NULL,
+    seq          INTEGER NOT NULL,
+    state        TEXT NOT NULL CHECK (state IN ('done', 'uploading')),
+    size         INTEGER NOT NULL,
+    mtime_ms     REAL NOT NULL,
+    at           INTEGER,
+    file         TEXT,
+    status       INTEGER,
+    code         TEXT,
+    log_key      TEXT,
+    md5          TEXT,
+    content_type TEXT,
+    upload_id    TEXT,
+    object_key   TEXT,
+    part_size    INTEGER,
+    PRIMARY KEY (job_id, path)
+  );
+  CREATE INDEX files_by_seq ON files(job_id, seq);
+  CREATE TABLE parts (
+    job_id      TEXT NOT NULL,
+    path        BLOB NOT NULL,
+    part_number INTEGER NOT NULL,
+    size        INTEGER NOT NULL,
+    md5         TEXT NOT NULL,
+    etag        TEXT NOT NULL,
+    md5_state   BLOB,
+    PRIMARY KEY (job_id, path, part_number),
+    FOREIGN KEY (job_id, path) REFERENCES files(job_id, path) ON DELETE CASCADE
+  );
+  `,
 ];
 
 export const SCHEMA_VERSION = MIGRATIONS.length;

@@ -55,7 +55,7 @@ export class JobStore {
   readonly db: Db;
 
   constructor(
-    dataDir: string,
+    readonly dataDir: string,
     private readonly clock: () => number = Date.now,
   ) {
     this.db = openDb(dataDir);

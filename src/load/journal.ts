@@ -1,0 +1,183 @@
+import type { Db } from '../jobs/db.js';
+import type { LogRow } from '../importlog/format.js';
+
+/**
+ * The load journal in the station's database: for each file, its log row once it is done, or its multipart
+ * upload while in flight with the parts S3 acknowledged. A row is written once per file, so a resumed load logs
+ * each file exactly once; a part is recorded only after S3 acknowledged it.
+ */
+
+export interface PartRecord {
+  partNumber: number;
+  size: number;
+  /** hex MD5 of the part's bytes */
+  md5: string;
+  etag: string;
+  /** the whole-file MD5's saved state after this part */
+  md5State?: Uint8Array;
+}
+
+export interface InFlightUpload {
+  uploadId: string;
+  key: string;
+  partSize: number;
+  size: number;
+  mtimeMs: number;
+}
+
+interface RowRecord {
+  seq: number;
+  at: number;
+  file: string;
+  status: number;
+  code: string;
+  log_key: string;
+  md5: string;
+  size: number;
+  content_type: string;
+}
+
+export class Journal {
+  private readonly stmts;
+
+  constructor(
+    private readonly db: Db,
+    readonly jobId: string,
+  ) {
+    this.stmts = {
+      done: db.prepare(`SELECT status, code FROM files WHERE job_id = ? AND path = ? AND state = 'done'`),
+      putRow: db.prepare(
+        `INSERT INTO files (job_id, path, seq, state, size, mtime_ms, at, file, status, code, log_key, md5, content_type)
+         VALUES (@job, @path, @seq, 'done', @size, @mtime, @at, @file, @status, @code, @key, @md5, @contentType)
+         ON CONFLICT(job_id, path) DO UPDATE SET state = 'done', seq = @seq, size = @size, mtime_ms = @mtime, at = @at,
+           file = @file, status = @status, code = @code, log_key = @key, md5 = @md5, content_type = @contentType,
+           upload_id = NULL, object_key = NULL, part_size = NULL`,
+      ),
+      dropParts: db.prepare('DELETE FROM parts WHERE job_id = ? AND path = ?'),
+      startUpload: db.prepare(
+        `INSERT INTO files (job_id, path, seq, state, size, mtime_ms, upload_id, object_key, part_size)
+         VALUES (?, ?, ?, 'uploading', ?, ?, ?, ?, ?)
+         ON CONFLICT(job_id, path) DO UPDATE SET state = 'uploading', seq = excluded.seq, size = excluded.size,
+           mtime_ms = excluded.mtime_ms, upload_id = excluded.upload_id, object_key = excluded.object_key,
+           part_size = excluded.part_size`,
+      ),
+      upload: db.prepare(
+        `SELECT upload_id, object_key, part_size, size, mtime_ms FROM files WHERE job_id = ? AND path = ? AND state = 'uploading'`,
+      ),
+      putPart: db.prepare(
+        `INSERT OR REPLACE INTO parts (job_id, path, part_number, size, md5, etag, md5_state) VALUES (?, ?, ?, ?, ?, ?, ?)`,
+      ),
+      parts: db.prepare('SELECT part_number, size, md5, etag, md5_state FROM parts WHERE job_id = ? AND path = ? ORDER BY part_number'),
+      forgetUpload: db.prepare(`DELETE FROM files WHERE job_id = ? AND path = ? AND state = 'uploading'`),
+      openUploads: db.prepare(`SELECT path, upload_id, object_key FROM files WHERE job_id = ? AND state = 'uploading'`),
+      rows: db.prepare(
+        `SELECT seq, at, file, status, code, log_key, md5, size, content_type FROM files WHERE job_id = ? AND state = 'done' ORDER BY seq, path`,
+      ),
+      fileChanged: db.prepare(`UPDATE files SET status = 409, code = 'FileChanged' WHERE job_id = ? AND path = ?`),
+      errors: db.prepare(`SELECT count(*) AS n FROM files WHERE job_id = ? AND state = 'done' AND status >= 400`),
+    };
+  }
+
+  /** The file's log row, if an earlier run of this job wrote it. */
+  doneRow(path: Buffer): { status: number; code: string } | undefined {
+    return this.stmts.done.get(this.jobId, path) as { status: number; code: string } | undefined;
+  }
+
+  recordRow(path: Buffer, seq: number, mtimeMs: number, row: LogRow): void {
+    this.db.transaction(() => {
+      this.stmts.putRow.run({
+        job: this.jobId,
+        path,
+        seq,
+        size: row.bytes,
+        mtime: mtimeMs,
+        at: row.at,
+        file: row.file,
+        status: row.status,
+        code: row.code,
+        key: row.key,
+        md5: row.md5,
+        contentType: row.contentType,
+      });
+      this.stmts.dropParts.run(this.jobId, path);
+    })();
+  }
+
+  startUpload(path: Buffer, seq: number, upload: InFlightUpload): void {
+    this.db.transaction(() => {
+      this.stmts.dropParts.run(this.jobId, path);
+      this.stmts.startUpload.run(this.jobId, path, seq, upload.size, upload.mtimeMs, upload.uploadId, upload.key, upload.partSize);
+    })();
+  }
+
+  uploadOf(path: Buffer): InFlightUpload | undefined {
+    const r = this.stmts.upload.get(this.jobId, path) as
+      | { upload_id: string; object_key: string; part_size: number; size: number; mtime_ms: number }
+      | undefined;
+    return r && { uploadId: r.upload_id, key: r.object_key, partSize: r.part_size, size: r.size, mtimeMs: r.mtime_ms };
+  }
+
+  recordPart(path: Buffer, part: PartRecord): void {
+    this.stmts.putPart.run(this.jobId, path, part.partNumber, part.size, part.md5, part.etag, part.md5State ?? null);
+  }
+
+  parts(path: Buffer): PartRecord[] {
+    const rows = this.stmts.parts.all(this.jobId, path) as Array<{ part_number: number; size: number; md5: string; etag: string; md5_state: Buffer | null }>;
+    return rows.map((r) => ({
+      partNumber: r.part_number,
+      size: r.size,
+      md5: r.md5,
+      etag: r.etag,
+      ...(r.md5_state !== null && { md5State: new Uint8Array(r.md5_state) }),
+    }));
+  }
+
+  forgetUpload(path: Buffer): void {
+    this.db.transaction(() => {
+      this.stmts.dropParts.run(this.jobId, path);
+      this.stmts.forgetUpload.run(this.jobId, path);
+    })();
+  }
+
+  /** Multipart uploads this job started and did not finish. */
+  openUploads(): Array<{ path: Buffer; uploadId: string; key: string }> {
+    return (this.stmts.openUploads.all(this.jobId) as Array<{ path: Buffer; upload_id: string; object_key: string }>).map((r) => ({
+      path: r.path,
+      uploadId: r.upload_id,
+      key: r.object_key,
+    }));
+  }
+
+  markFileChanged(path: Buffer): void {
+    this.stmts.fileChanged.run(this.jobId, path);
+  }
+
+  /** The log rows in walk order; iterated from the database, never all held in memory. */
+  *rows(): Generator<LogRow> {
+    for (const r of this.stmts.rows.iterate(this.jobId) as Iterable<RowRecord>) {
+      yield { at: r.at, file: r.file, status: r.status, code: r.code, key: r.log_key, md5: r.md5, bytes: r.size, contentType: r.content_type };
+    }
+  }
+
+  /**
+   * The stored files with their MD5, for verify. Read a page at a time: the connection may not write while a
+   * statement is being iterated, and verify marks rows as it goes.
+   */
+  *storedFiles(pageSize = 500): Generator<{ path: Buffer; md5: string; size: number }> {
+    const page = this.db.prepare(
+      `SELECT seq, path, md5, size FROM files WHERE job_id = ? AND state = 'done' AND status = 200 AND (seq, path) > (?, ?)
+       ORDER BY seq, path LIMIT ?`,
+    );
+    let after: { seq: number; path: Buffer } = { seq: -1, path: Buffer.alloc(0) };
+    for (;;) {
+      const rows = page.all(this.jobId, after.seq, after.path, pageSize) as Array<{ seq: number; path: Buffer; md5: string; size: number }>;
+      yield* rows;
+      if (rows.length < pageSize) return;
+      after = rows.at(-1)!;
+    }
+  }
+
+  errorCount(): number {
+    return (this.stmts.errors.get(this.jobId) as { n: number }).n;
+  }
+}

@@ -1,0 +1,48 @@
+import type { Manifest } from '../manifest/types.js';
+
+/**
+ * What becomes of each walked entry before any byte of it is read (contract §4): its key, or the log row that
+ * says why it is not uploaded.
+ */
+
+export const MAX_KEY_BYTES = 1024;
+export const MAX_OBJECT_BYTES = 5 * 1024 ** 4; // 5 TiB
+
+export type Refusal = { status: number; code: string };
+
+export const ROWS = {
+  ignored: { status: 103, code: 'Ignored' },
+  notRegularFile: { status: 104, code: 'NotRegularFile' },
+  invalidFileName: { status: 400, code: 'InvalidFileName' },
+  invalidSubstitution: { status: 400, code: 'InvalidSubstitution' },
+  keyTooLong: { status: 400, code: 'KeyTooLongError' },
+  entityTooLarge: { status: 400, code: 'EntityTooLarge' },
+  fileChanged: { status: 409, code: 'FileChanged' },
+  deviceReadError: { status: 500, code: 'DeviceReadError' },
+  ok: { status: 200, code: 'OK' },
+} as const satisfies Record<string, Refusal>;
+
+export class KeyMapper {
+  private readonly ignore: RegExp[];
+
+  constructor(private readonly manifest: Manifest) {
+    this.ignore = manifest.ignore.map((source) => new RegExp(source));
+  }
+
+  /** An `ignore` pattern matches the path (a directory's path ends with `/`). */
+  ignores(path: string): boolean {
+    return this.ignore.some((re) => re.test(path));
+  }
+
+  /** `prefix + path`, then the substitutions in manifest order; an empty replacement that applies refuses the file. */
+  keyOf(path: string): { key: string } | { refusal: Refusal } {
+    let key = this.manifest.prefix + path;
+    for (const [from, to] of this.manifest.substitutions) {
+      if (!key.includes(from)) continue;
+      if (to === '') return { refusal: ROWS.invalidSubstitution };
+      key = key.replaceAll(from, to);
+    }
+    if (Buffer.byteLength(key) > MAX_KEY_BYTES) return { refusal: ROWS.keyTooLong };
+    return { key };
+  }
+}

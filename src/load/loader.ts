@@ -1,0 +1,303 @@
+import { createHash } from 'node:crypto';
+import { constants } from 'node:fs';
+import { open, readdir, stat } from 'node:fs/promises';
+import type { S3Client } from '@aws-sdk/client-s3';
+import type { Logger } from 'pino';
+import type { LimitFunction } from 'p-limit';
+import type { Config } from '../config.js';
+import type { LogRow } from '../importlog/format.js';
+import { logName, readLog, writeLocalLog } from '../importlog/writer.js';
+import type { Job, JobStore } from '../jobs/store.js';
+import type { Manifest } from '../manifest/types.js';
+import { S3Refused, S3Unreachable } from '../s3/errors.js';
+import { admit } from './admit.js';
+import { Budget } from './budget.js';
+import { Journal } from './journal.js';
+import { KeyMapper, MAX_OBJECT_BYTES, ROWS, type Refusal } from './keys.js';
+import { ObjectWriter } from './objects.js';
+import { Progress } from './progress.js';
+import { FileUploader, type StopReason, type UploadResult } from './upload-file.js';
+import { walk, displayPath, type Entry } from './walk.js';
+
+/** What a station shares among all its loads: one S3 client and one budget of requests, memory and open files. */
+export interface Station {
+  store: JobStore;
+  config: Config;
+  client: S3Client;
+  limit: LimitFunction;
+  memory: Budget;
+  files: Budget;
+  log: Logger;
+}
+
+export interface LoadRequest {
+  root: string;
+  /** the job ID from the shipping label, for a drive whose SIGNATURE is missing or unreadable */
+  jobHint?: string;
+  verify: boolean;
+  progress?: Progress;
+  /** stops the load as a shutdown does: in-flight work settled, the job left InProgress to resume */
+  signal?: AbortSignal;
+}
+
+export type LoadEnd =
+  | { kind: 'finished' }
+  | { kind: 'canceled' }
+  /** the load stopped and the job stays InProgress: run again (or plug the drive back) to resume */
+  | { kind: 'interrupted'; reason: string };
+
+export interface LoadOutcome {
+  job: Job;
+  end: LoadEnd;
+  errorCount: number;
+  progress: Progress;
+  logFile?: string;
+}
+
+type Plan = { row: Refusal } | { key: string };
+
+/**
+ * One load: admit the device, walk it, upload every file under the station's shared budgets, journal each row,
+ * then write and store the import log and end the job. The daemon runs exactly this for every drive it finds.
+ */
+export async function loadDevice(station: Station, req: LoadRequest): Promise<LoadOutcome> {
+  const { job, manifest } = await admit(station.store, req.root, req.jobHint);
+  const log = station.log.child({ jobId: job.id, device: req.root });
+  log.info({ bucket: manifest.bucket }, 'load started');
+  return new Load(station, req, job, manifest, log).run();
+}
+
+class Load {
+  private readonly journal: Journal;
+  private readonly mapper: KeyMapper;
+  private readonly writer: ObjectWriter;
+  private readonly uploader: FileUploader;
+  private readonly progress: Progress;
+  private stop: StopReason | undefined;
+  private interruption: string | undefined;
+
+  constructor(
+    private readonly station: Station,
+    private readonly req: LoadRequest,
+    private readonly job: Job,
+    private readonly manifest: Manifest,
+    private readonly log: Logger,
+  ) {
+    this.journal = new Journal(station.store.db, job.id);
+    this.mapper = new KeyMapper(manifest);
+    this.writer = new ObjectWriter(station.client, manifest.bucket, station.limit);
+    this.progress = req.progress ?? new Progress();
+    this.uploader = new FileUploader({
+      writer: this.writer,
+      memory: station.memory,
+      journal: this.journal,
+      settings: station.config.upload,
+      manifest,
+      log,
+      stopReason: () => this.stop,
+      onBytes: (n) => this.progress.addBytes(n),
+    });
+  }
+
+  async run(): Promise<LoadOutcome> {
+    const watcher = setInterval(() => this.checkCanceled(), 1000);
+    const onAbort = () => this.interrupt('the station is shutting down');
+    this.req.signal?.addEventListener('abort', onAbort);
+    try {
+      await this.count();
+      await this.uploadAll();
+      this.checkCanceled();
+      if (this.stop === 'shutdown') return this.outcome({ kind: 'interrupted', reason: this.interruption! });
+      if (this.stop === 'cancel') return await this.finish({ kind: 'canceled' });
+      if (this.req.verify) await this.verify();
+      return await this.finish({ kind: 'finished' });
+    } finally {
+      clearInterval(watcher);
+      this.req.signal?.removeEventListener('abort', onAbort);
+    }
+  }
+
+  private checkCanceled(): void {
+    if (this.stop === undefined && this.station.store.find(this.job.id)?.jobStatus === 'Canceled') {
+      this.log.info('job canceled: settling in-flight work');
+      this.stop = 'cancel';
+    }
+  }
+
+  private interrupt(reason: string): void {
+    if (this.stop !== undefined) return;
+    this.log.warn({ reason }, 'load interrupted; the job stays InProgress');
+    this.stop = 'shutdown';
+    this.interruption = reason;
+  }
+
+  private entries(): AsyncGenerator<Entry> {
+    return walk(this.req.root, { ignoresDir: (dir) => this.mapper.ignores(dir) });
+  }
+
+  private plan(e: Entry): Plan {
+    if (e.kind === 'unreadable-dir') return { row: ROWS.deviceReadError };
+    if (e.text === undefined) return { row: ROWS.invalidFileName };
+    if (e.text === 'SIGNATURE' || e.inIgnoredDir || this.mapper.ignores(e.text)) return { row: ROWS.ignored };
+    if (e.kind !== 'file') return { row: ROWS.notRegularFile };
+    if (e.size > MAX_OBJECT_BYTES) return { row: ROWS.entityTooLarge };
+    const mapped = this.mapper.keyOf(e.text);
+    return 'refusal' in mapped ? { row: mapped.refusal } : { key: mapped.key };
+  }
+
+  /** A first pass over the metadata only, so progress can say "of how many". */
+  private async count(): Promise<void> {
+    let files = 0;
+    let bytes = 0;
+    for await (const e of this.entries()) {
+      files++;
+      if ('key' in this.plan(e)) bytes += e.size;
+    }
+    this.progress.setTotals(files, bytes);
+    this.log.info({ files, bytes }, 'device walked');
+  }
+
+  private async uploadAll(): Promise<void> {
+    const running = new Set<Promise<void>>();
+    let seq = 0;
+    for await (const e of this.entries()) {
+      if (this.stop) break;
+      seq++;
+      const earlier = this.journal.doneRow(e.path);
+      if (earlier) {
+        this.progress.fileDone(earlier.status, earlier.code);
+        if (earlier.status === 200) this.progress.addBytes(e.size);
+        continue;
+      }
+      const plan = this.plan(e);
+      const file = displayPath(e.path, e.text) + (e.kind === 'unreadable-dir' ? '/' : '');
+      if ('row' in plan) {
+        this.record(e, seq, { at: Date.now(), file, ...plan.row, key: '', md5: '', bytes: e.size, contentType: '' });
+        continue;
+      }
+      const slot = await this.station.files.take(1);
+      if (this.stop) {
+        slot.give();
+        break;
+      }
+      const task = this.uploadOne(e, seq, file, plan.key).finally(() => {
+        slot.give();
+        running.delete(task);
+      });
+      running.add(task);
+    }
+    await Promise.all(running);
+  }
+
+  private async uploadOne(e: Entry, seq: number, file: string, key: string): Promise<void> {
+    const abs = Buffer.concat([Buffer.from(this.req.root), Buffer.from('/'), e.path]);
+    let result: UploadResult;
+    try {
+      result = await this.uploader.upload({ abs, path: e.path, text: e.text!, seq, key });
+    } catch (err) {
+      if (err instanceof S3Unreachable) {
+        this.interrupt(`S3 cannot be reached (${err.message})`);
+        return;
+      }
+      throw err;
+    }
+    if (result.kind === 'stopped') return;
+    if (result.kind === 'failed' && result.code === 'DeviceReadError' && !(await this.deviceStillThere())) {
+      this.interrupt('the drive was removed: plug it back to resume');
+      return;
+    }
+    const logKey = `${this.manifest.bucket}/${key}`;
+    if (result.kind === 'stored') {
+      this.record(e, seq, { at: Date.now(), file, ...ROWS.ok, key: logKey, md5: result.md5, bytes: result.size, contentType: result.contentType }, result.mtimeMs);
+    } else {
+      const { status, code, size, contentType, mtimeMs } = result;
+      this.record(e, seq, { at: Date.now(), file, status, code, key: logKey, md5: '', bytes: size, contentType }, mtimeMs);
+    }
+  }
+
+  private record(e: Entry, seq: number, row: LogRow, mtimeMs = e.mtimeMs): void {
+    this.journal.recordRow(e.path, seq, mtimeMs, row);
+    this.progress.fileDone(row.status, row.code);
+  }
+
+  private async deviceStillThere(): Promise<boolean> {
+    try {
+      await stat(this.req.root);
+      await readdir(this.req.root);
+      return true;
+    } catch {
+      return false;
+    }
+  }
+
+  /** Re-reads every stored file and compares its MD5 with the logged one; a difference is `409 FileChanged`. */
+  private async verify(): Promise<void> {
+    let checked = 0;
+    let changed = 0;
+    for (const f of this.journal.storedFiles()) {
+      const abs = Buffer.concat([Buffer.from(this.req.root), Buffer.from('/'), f.path]);
+      const md5 = await md5OfFile(abs).catch(() => undefined);
+      checked++;
+      if (md5 !== f.md5) {
+        changed++;
+        this.journal.markFileChanged(f.path);
+        this.log.warn({ file: f.path.toString(), logged: f.md5, now: md5 ?? 'unreadable' }, 'verify: the file differs from what was stored');
+      }
+    }
+    this.log.info({ checked, changed }, 'verify done');
+  }
+
+  /** Writes the import log, stores it in the log bucket, and ends the job. */
+  private async finish(end: LoadEnd): Promise<LoadOutcome> {
+    const { store } = this.station;
+    for (const open of this.journal.openUploads()) {
+      await this.writer.abort(open.key, open.uploadId).catch(() => {});
+      this.journal.forgetUpload(open.path);
+    }
+    const logFile = writeLocalLog(store.dataDir, this.job.id, this.journal.rows());
+    const logKey = this.manifest.logPrefix + logName(this.job.id);
+    const errorCount = this.journal.errorCount();
+    try {
+      const { body, md5 } = readLog(logFile);
+      const logWriter = new ObjectWriter(this.station.client, this.manifest.logBucket, this.station.limit);
+      await logWriter.put(logKey, body, md5, { ContentType: 'text/csv; charset=utf-8' });
+    } catch (err) {
+      if (err instanceof S3Unreachable || err instanceof S3Refused) {
+        this.interrupt(`the import log could not be stored in ${this.manifest.logBucket}: ${err.message}`);
+        return this.outcome({ kind: 'interrupted', reason: this.interruption! }, logFile);
+      }
+      throw err;
+    }
+    store.setLog(this.job.id, this.manifest.logBucket, logKey, errorCount);
+    if (end.kind === 'finished') store.moveJob(this.job.id, errorCount > 0 ? 'CompletedWithErrors' : 'Completed', `${errorCount} errors`);
+    this.log.info({ logBucket: this.manifest.logBucket, logKey, errorCount, end: end.kind }, 'load ended');
+    return this.outcome(end, logFile);
+  }
+
+  private outcome(end: LoadEnd, logFile?: string): LoadOutcome {
+    return {
+      job: this.station.store.get(this.job.id),
+      end,
+      errorCount: this.journal.errorCount(),
+      progress: this.progress,
+      ...(logFile !== undefined && { logFile }),
+    };
+  }
+}
+
+async function md5OfFile(abs: Buffer): Promise<string> {
+  const fh = await open(abs, constants.O_RDONLY | constants.O_NOFOLLOW);
+  try {
+    const hash = createHash('md5');
+    const buf = Buffer.allocUnsafe(1024 * 1024);
+    for (let pos = 0; ; ) {
+      const { bytesRead } = await fh.read(buf, 0, buf.length, pos);
+      if (bytesRead === 0) break;
+      hash.update(buf.subarray(0, bytesRead));
+      pos += bytesRead;
+    }
+    return hash.digest('hex');
+  } finally {
+    await fh.close();
+  }
+}

@@ -1,0 +1,135 @@
+import {
+  AbortMultipartUploadCommand,
+  CompleteMultipartUploadCommand,
+  CreateMultipartUploadCommand,
+  HeadObjectCommand,
+  ListPartsCommand,
+  PutObjectCommand,
+  UploadPartCommand,
+  type S3Client,
+} from '@aws-sdk/client-s3';
+import type { LimitFunction } from 'p-limit';
+import { classifyS3Error } from '../s3/errors.js';
+
+/** Headers every object of a job gets, from the manifest, plus its content headers. */
+export interface ObjectHeaders {
+  ContentType: string;
+  ContentEncoding?: string;
+  ACL?: 'private' | 'public-read' | 'public-read-write' | 'authenticated-read';
+  CacheControl?: string;
+  ContentDisposition?: string;
+  ContentLanguage?: string;
+  Expires?: Date;
+  StorageClass?: string;
+  Metadata?: Record<string, string>;
+}
+
+/**
+ * The only code that speaks to S3 about objects: single PUTs and the multipart commands. Every request goes
+ * through the station's request limit, carries its body's Content-MD5, and fails as `S3Refused` or
+ * `S3Unreachable` once the SDK's retries (5xx, SlowDown, timeouts, dropped connections) are spent.
+ *
+ * Multipart uploads use the client-s3 commands directly, not lib-storage's `Upload`: a load must be able to
+ * continue an existing UploadId after a restart, check each part's ETag, and hold part buffers under one budget
+ * for the whole station; `Upload` does none of these.
+ */
+export class ObjectWriter {
+  constructor(
+    private readonly client: S3Client,
+    readonly bucket: string,
+    private readonly limit: LimitFunction,
+  ) {}
+
+  private async send<T>(what: string, fn: () => Promise<T>): Promise<T> {
+    try {
+      return await this.limit(fn);
+    } catch (err) {
+      throw classifyS3Error(err, what);
+    }
+  }
+
+  /** A single PUT; returns the ETag (lower-case hex, no quotes). */
+  async put(key: string, body: Buffer, md5: Buffer, headers: ObjectHeaders): Promise<string> {
+    const out = await this.send(`PUT ${key}`, () =>
+      this.client.send(
+        new PutObjectCommand({ Bucket: this.bucket, Key: key, Body: body, ContentLength: body.length, ContentMD5: md5.toString('base64'), ...headers } as never),
+      ),
+    );
+    return normalizeEtag(out.ETag);
+  }
+
+  async create(key: string, headers: ObjectHeaders): Promise<string> {
+    const out = await this.send(`CreateMultipartUpload ${key}`, () =>
+      this.client.send(new CreateMultipartUploadCommand({ Bucket: this.bucket, Key: key, ...headers } as never)),
+    );
+    if (!out.UploadId) throw new Error(`CreateMultipartUpload ${key}: no UploadId in the answer`);
+    return out.UploadId;
+  }
+
+  async part(key: string, uploadId: string, partNumber: number, body: Buffer, md5: Buffer): Promise<string> {
+    const out = await this.send(`UploadPart ${key} #${partNumber}`, () =>
+      this.client.send(
+        new UploadPartCommand({
+          Bucket: this.bucket,
+          Key: key,
+          UploadId: uploadId,
+          PartNumber: partNumber,
+          Body: body,
+          ContentLength: body.length,
+          ContentMD5: md5.toString('base64'),
+        }),
+      ),
+    );
+    return normalizeEtag(out.ETag);
+  }
+
+  /** Completes an upload; returns the ETag of the answer, which some servers (radosgw) leave empty. */
+  async complete(key: string, uploadId: string, parts: Array<{ partNumber: number; etag: string }>): Promise<string> {
+    const out = await this.send(`CompleteMultipartUpload ${key}`, () =>
+      this.client.send(
+        new CompleteMultipartUploadCommand({
+          Bucket: this.bucket,
+          Key: key,
+          UploadId: uploadId,
+          MultipartUpload: { Parts: parts.map((p) => ({ PartNumber: p.partNumber, ETag: `"${p.etag}"` })) },
+        }),
+      ),
+    );
+    return normalizeEtag(out.ETag);
+  }
+
+  async head(key: string): Promise<{ etag: string; size: number }> {
+    const out = await this.send(`HEAD ${key}`, () => this.client.send(new HeadObjectCommand({ Bucket: this.bucket, Key: key })));
+    return { etag: normalizeEtag(out.ETag), size: out.ContentLength ?? -1 };
+  }
+
+  async abort(key: string, uploadId: string): Promise<void> {
+    await this.send(`AbortMultipartUpload ${key}`, () =>
+      this.client.send(new AbortMultipartUploadCommand({ Bucket: this.bucket, Key: key, UploadId: uploadId })),
+    );
+  }
+
+  /** The parts S3 holds for an upload, or undefined when it no longer knows the upload. */
+  async listParts(key: string, uploadId: string): Promise<Map<number, { etag: string; size: number }> | undefined> {
+    const parts = new Map<number, { etag: string; size: number }>();
+    let marker: string | undefined;
+    try {
+      do {
+        const out = await this.send(`ListParts ${key}`, () =>
+          this.client.send(new ListPartsCommand({ Bucket: this.bucket, Key: key, UploadId: uploadId, PartNumberMarker: marker })),
+        );
+        for (const p of out.Parts ?? []) parts.set(p.PartNumber!, { etag: normalizeEtag(p.ETag), size: p.Size ?? -1 });
+        marker = out.IsTruncated ? out.NextPartNumberMarker : undefined;
+      } while (marker);
+    } catch (err) {
+      // AWS answers NoSuchUpload; radosgw answers 404 NoSuchKey.
+      if ((err as { status?: number }).status === 404) return undefined;
+      throw err;
+    }
+    return parts;
+  }
+}
+
+export function normalizeEtag(etag: string | undefined): string {
+  return (etag ?? '').replace(/^"|"$/g, '').toLowerCase();
+}

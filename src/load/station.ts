@@ -1,0 +1,25 @@
+import pLimit from 'p-limit';
+import type { Logger } from 'pino';
+import type { Config } from '../config.js';
+import type { JobStore } from '../jobs/store.js';
+import { makeS3Client } from '../s3/client.js';
+import { Budget } from './budget.js';
+import type { Station } from './loader.js';
+
+/**
+ * The station's shared parts: one S3 client, and the budgets every load draws from: requests in flight, part
+ * bytes in memory, and files open at once (enough to keep the request slots busy with small files, few enough
+ * that the walk does not run far ahead).
+ */
+export function openStation(store: JobStore, config: Config, log: Logger): Station {
+  const { maxRequests, memoryBytes } = config.upload;
+  return {
+    store,
+    config,
+    client: makeS3Client(config.s3, maxRequests + 4),
+    limit: pLimit(maxRequests),
+    memory: new Budget(memoryBytes),
+    files: new Budget(maxRequests * 2),
+    log,
+  };
+}

@@ -1,0 +1,315 @@
+import { createHash } from 'node:crypto';
+import { constants } from 'node:fs';
+import { open, type FileHandle } from 'node:fs/promises';
+import { createMD5, type IHasher } from 'hash-wasm';
+import type { Logger } from 'pino';
+import type { UploadSettings } from '../config.js';
+import type { Manifest } from '../manifest/types.js';
+import { S3Refused } from '../s3/errors.js';
+import type { Budget } from './budget.js';
+import { contentHeadersFor, type ContentHeaders } from './content-type.js';
+import type { Journal } from './journal.js';
+import type { ObjectHeaders, ObjectWriter } from './objects.js';
+import { partSizeFor } from './part-size.js';
+import { DeviceReadError, FileChangedError, hasBytesAfter, readAt } from './read.js';
+
+/** A regular file of the device on its way to S3. */
+export interface FileToUpload {
+  /** absolute path, as bytes */
+  abs: Buffer;
+  /** path relative to the device root, as bytes (the journal's key) */
+  path: Buffer;
+  text: string;
+  seq: number;
+  key: string;
+}
+
+export type UploadResult =
+  | { kind: 'stored'; md5: string; size: number; contentType: string; mtimeMs: number }
+  | { kind: 'failed'; status: number; code: string; size: number; contentType: string; mtimeMs: number; reason: string }
+  /** the load is stopping (cancel, shutdown): the file gets no row */
+  | { kind: 'stopped' };
+
+export type StopReason = 'cancel' | 'shutdown';
+
+export interface UploadContext {
+  writer: ObjectWriter;
+  memory: Budget;
+  journal: Journal;
+  settings: UploadSettings;
+  manifest: Manifest;
+  log: Logger;
+  stopReason(): StopReason | undefined;
+  /** bytes S3 acknowledged, for progress */
+  onBytes(n: number): void;
+}
+
+interface Opened {
+  fh: FileHandle;
+  size: number;
+  mtimeMs: number;
+}
+
+const md5Of = (buf: Buffer) => createHash('md5').update(buf).digest();
+// XAmzContentSHA256Mismatch: the same fault on a body whose payload hash was signed.
+const isBadDigest = (err: unknown) => err instanceof S3Refused && (err.code === 'BadDigest' || err.code === 'XAmzContentSHA256Mismatch');
+
+/**
+ * Uploads one file, reading it once: every body's Content-MD5 and the whole file's MD5 come from that read.
+ * Below the multipart threshold the file is one body and one hash; above it, parts go up concurrently as the
+ * memory budget allows, and the whole-file MD5 (hash-wasm, whose state can be saved) is journaled with each
+ * acknowledged part so a restarted load continues after the last part S3 holds.
+ */
+export class FileUploader {
+  constructor(private readonly ctx: UploadContext) {}
+
+  async upload(f: FileToUpload): Promise<UploadResult> {
+    let opened: Opened;
+    try {
+      // O_NOFOLLOW: a symbolic link put in the file's place after the walk is never followed.
+      const fh = await open(f.abs, constants.O_RDONLY | constants.O_NOFOLLOW);
+      const st = await fh.stat().catch(async (err) => {
+        await fh.close();
+        throw err;
+      });
+      opened = { fh, size: st.size, mtimeMs: st.mtimeMs };
+    } catch (err) {
+      const e = err as NodeJS.ErrnoException;
+      if (e.code === 'ELOOP') return this.failed(f, 104, 'NotRegularFile', 0, 0, 'became a symbolic link');
+      return this.failed(f, 500, 'DeviceReadError', 0, 0, `${e.code ?? ''} ${e.message}`.trim());
+    }
+    let content: ContentHeaders = { contentType: this.ctx.manifest.defaultContentType };
+    try {
+      content = await this.sniff(f, opened);
+      if (opened.size < this.ctx.settings.multipartThreshold) return await this.single(f, opened, content);
+      return await this.multipart(f, opened, content);
+    } catch (err) {
+      const { size, mtimeMs } = opened;
+      if (err instanceof FileChangedError) return this.failed(f, 409, 'FileChanged', size, mtimeMs, err.message, content);
+      if (err instanceof DeviceReadError) return this.failed(f, 500, 'DeviceReadError', size, mtimeMs, err.message, content);
+      if (err instanceof S3Refused) return this.failed(f, err.status, err.code, size, mtimeMs, err.message, content);
+      throw err;
+    } finally {
+      await opened.fh.close().catch(() => {});
+    }
+  }
+
+  private failed(f: FileToUpload, status: number, code: string, size: number, mtimeMs: number, reason: string, content?: ContentHeaders): UploadResult {
+    this.ctx.log.warn({ file: f.text, status, code, reason }, 'file not stored');
+    return { kind: 'failed', status, code, size, mtimeMs, reason, contentType: content?.contentType ?? '' };
+  }
+
+  /** Content headers need the file's first bytes (gzip's magic): two bytes, read before the body. */
+  private async sniff(f: FileToUpload, o: Opened): Promise<ContentHeaders> {
+    const head = Buffer.alloc(2);
+    const n = await this.read(f, o, head, Math.min(2, o.size), 0);
+    return contentHeadersFor(this.ctx.manifest, f.text, head.subarray(0, n));
+  }
+
+  private async single(f: FileToUpload, o: Opened, content: ContentHeaders): Promise<UploadResult> {
+    const lease = await this.ctx.memory.take(o.size);
+    try {
+      const body = Buffer.allocUnsafe(o.size);
+      await this.readExact(f, o, body, o.size, 0);
+      if (await hasBytesAfter(o.fh, o.size)) throw new FileChangedError(f.text, 'it grew');
+      const md5 = md5Of(body);
+      await this.checkUnchanged(f, o);
+      const headers = this.headers(content, o.mtimeMs);
+      let etag: string;
+      try {
+        etag = await this.ctx.writer.put(f.key, body, md5, headers);
+      } catch (err) {
+        if (!isBadDigest(err)) throw err;
+        // S3 received other bytes than were hashed: read the file again rather than resend a suspect buffer.
+        this.ctx.log.warn({ file: f.text }, 'BadDigest: reading the file again');
+        await this.readExact(f, o, body, o.size, 0);
+        if (!md5Of(body).equals(md5)) throw new FileChangedError(f.text, 'its content differs on a second read');
+        etag = await this.ctx.writer.put(f.key, body, md5, headers);
+      }
+      this.ctx.onBytes(o.size);
+      const hex = md5.toString('hex');
+      if (etag !== hex) return this.failed(f, 500, 'ETagMismatch', o.size, o.mtimeMs, `S3 answered ETag ${etag}, the file's MD5 is ${hex}`, content);
+      return { kind: 'stored', md5: hex, size: o.size, contentType: content.contentType, mtimeMs: o.mtimeMs };
+    } finally {
+      lease.give();
+    }
+  }
+
+  private async multipart(f: FileToUpload, o: Opened, content: ContentHeaders): Promise<UploadResult> {
+    const { writer, journal } = this.ctx;
+    const partSize = partSizeFor(o.size, this.ctx.settings.partSize);
+    const count = Math.ceil(o.size / partSize);
+    const hasher = await createMD5();
+    hasher.init();
+    const partMd5s: Buffer[] = [];
+    const etags: string[] = [];
+
+    const resumed = await this.resume(f, o, partSize, count, hasher, partMd5s, etags);
+    const uploadId = resumed?.uploadId ?? (await writer.create(f.key, this.headers(content, o.mtimeMs)));
+    if (!resumed) journal.startUpload(f.path, f.seq, { uploadId, key: f.key, partSize, size: o.size, mtimeMs: o.mtimeMs });
+    const first = resumed?.nextPart ?? 1;
+
+    let failure: unknown;
+    const inFlight = new Set<Promise<void>>();
+    for (let n = first; n <= count && failure === undefined && !this.ctx.stopReason(); n++) {
+      const offset = (n - 1) * partSize;
+      const length = Math.min(partSize, o.size - offset);
+      const lease = await this.ctx.memory.take(length);
+      if (failure !== undefined || this.ctx.stopReason()) {
+        lease.give();
+        break;
+      }
+      const body = Buffer.allocUnsafe(length);
+      try {
+        await this.readExact(f, o, body, length, offset);
+      } catch (err) {
+        lease.give();
+        failure = err;
+        break;
+      }
+      hasher.update(body);
+      const md5 = md5Of(body);
+      partMd5s[n - 1] = md5;
+      const md5State = hasher.save();
+      const sent = this.sendPart(f, o, uploadId, n, body, md5, offset)
+        .then((etag) => {
+          etags[n - 1] = etag;
+          journal.recordPart(f.path, { partNumber: n, size: length, md5: md5.toString('hex'), etag, md5State });
+          this.ctx.onBytes(length);
+        })
+        .catch((err: unknown) => {
+          failure ??= err;
+        })
+        .finally(() => {
+          lease.give();
+          inFlight.delete(sent);
+        });
+      inFlight.add(sent);
+    }
+    await Promise.all(inFlight);
+
+    if (failure === undefined && this.ctx.stopReason()) {
+      // Canceled: the upload is dropped. Shutting down: it stays, journaled, for the next run to continue.
+      if (this.ctx.stopReason() === 'cancel') await this.drop(f, uploadId);
+      return { kind: 'stopped' };
+    }
+    try {
+      if (failure !== undefined) throw failure;
+      if (await hasBytesAfter(o.fh, o.size)) throw new FileChangedError(f.text, 'it grew');
+      await this.checkUnchanged(f, o);
+      let etag = await writer.complete(f.key, uploadId, etags.map((etag, i) => ({ partNumber: i + 1, etag })));
+      if (etag === '') etag = (await writer.head(f.key)).etag; // radosgw answers Complete with an empty ETag
+      const md5 = hasher.digest('hex');
+      const multipartEtag = `${md5Of(Buffer.concat(partMd5s)).toString('hex')}-${count}`;
+      // S3's multipart ETag is md5(part md5s)-N; a server that gives the whole file's MD5 instead is checked against that.
+      if (etag !== multipartEtag && etag !== md5) {
+        return this.failed(f, 500, 'ETagMismatch', o.size, o.mtimeMs, `S3 answered ETag ${etag}, expected ${multipartEtag}`, content);
+      }
+      return { kind: 'stored', md5, size: o.size, contentType: content.contentType, mtimeMs: o.mtimeMs };
+    } catch (err) {
+      await this.drop(f, uploadId);
+      throw err;
+    }
+  }
+
+  /**
+   * Continues a multipart upload an earlier run of this job started, after the last part that both the journal
+   * and S3 (ListParts) hold. A file that changed since, or an upload S3 no longer knows, starts again.
+   */
+  private async resume(
+    f: FileToUpload,
+    o: Opened,
+    partSize: number,
+    count: number,
+    hasher: IHasher,
+    partMd5s: Buffer[],
+    etags: string[],
+  ): Promise<{ uploadId: string; nextPart: number } | undefined> {
+    const prior = this.ctx.journal.uploadOf(f.path);
+    if (!prior) return undefined;
+    const same = prior.size === o.size && prior.mtimeMs === o.mtimeMs && prior.key === f.key && prior.partSize === partSize;
+    const held = same ? await this.ctx.writer.listParts(f.key, prior.uploadId) : undefined;
+    if (!held) {
+      this.ctx.log.info({ file: f.text, reason: same ? 'S3 no longer has the upload' : 'the file changed' }, 'starting the upload again');
+      await this.drop(f, prior.uploadId);
+      return undefined;
+    }
+    let done = 0;
+    for (const part of this.ctx.journal.parts(f.path)) {
+      const s3 = held.get(part.partNumber);
+      if (part.partNumber !== done + 1 || !part.md5State || !s3 || s3.etag !== part.etag || part.partNumber > count) break;
+      partMd5s.push(Buffer.from(part.md5, 'hex'));
+      etags.push(part.etag);
+      done = part.partNumber;
+    }
+    const state = done > 0 ? this.ctx.journal.parts(f.path)[done - 1]!.md5State! : undefined;
+    if (state) hasher.load(state);
+    const resumedBytes = done * partSize;
+    this.ctx.onBytes(resumedBytes);
+    this.ctx.log.info({ file: f.text, uploadId: prior.uploadId, partsHeld: done, of: count }, 'resuming a multipart upload');
+    return { uploadId: prior.uploadId, nextPart: done + 1 };
+  }
+
+  private async sendPart(f: FileToUpload, o: Opened, uploadId: string, n: number, body: Buffer, md5: Buffer, offset: number): Promise<string> {
+    let etag: string;
+    try {
+      etag = await this.ctx.writer.part(f.key, uploadId, n, body, md5);
+    } catch (err) {
+      if (!isBadDigest(err)) throw err;
+      this.ctx.log.warn({ file: f.text, part: n }, 'BadDigest: reading the part again');
+      await this.readExact(f, o, body, body.length, offset);
+      if (!md5Of(body).equals(md5)) throw new FileChangedError(f.text, `part ${n} differs on a second read`);
+      etag = await this.ctx.writer.part(f.key, uploadId, n, body, md5);
+    }
+    const hex = md5.toString('hex');
+    if (etag !== hex) throw new S3Refused(500, 'ETagMismatch', `part ${n}: S3 answered ETag ${etag}, its MD5 is ${hex}`);
+    return etag;
+  }
+
+  /** Aborts an upload and forgets it; an abort that fails is logged, and the station's sweep retries it later. */
+  private async drop(f: FileToUpload, uploadId: string): Promise<void> {
+    try {
+      await this.ctx.writer.abort(f.key, uploadId);
+    } catch (err) {
+      this.ctx.log.warn({ file: f.text, uploadId, err: (err as Error).message }, 'could not abort a multipart upload');
+    }
+    this.ctx.journal.forgetUpload(f.path);
+  }
+
+  private async read(f: FileToUpload, o: Opened, buf: Buffer, length: number, position: number): Promise<number> {
+    try {
+      return await readAt(o.fh, buf, length, position);
+    } catch (err) {
+      throw new DeviceReadError(f.text, err as NodeJS.ErrnoException);
+    }
+  }
+
+  private async readExact(f: FileToUpload, o: Opened, buf: Buffer, length: number, position: number): Promise<void> {
+    const n = await this.read(f, o, buf, length, position);
+    if (n < length) throw new FileChangedError(f.text, `it ended at ${position + n} bytes, not ${o.size}`);
+  }
+
+  private async checkUnchanged(f: FileToUpload, o: Opened): Promise<void> {
+    const st = await o.fh.stat();
+    if (st.size !== o.size || st.mtimeMs !== o.mtimeMs) {
+      throw new FileChangedError(f.text, `size ${o.size} -> ${st.size}, modified ${new Date(st.mtimeMs).toISOString()}`);
+    }
+  }
+
+  private headers(content: ContentHeaders, mtimeMs: number): ObjectHeaders {
+    const m = this.ctx.manifest;
+    const metadata: Record<string, string> = Object.fromEntries(m.staticMetadata);
+    if (m.diskTimestampMetadataKey) metadata[m.diskTimestampMetadataKey] = new Date(mtimeMs).toISOString();
+    return {
+      ContentType: content.contentType,
+      ...(content.contentEncoding && { ContentEncoding: content.contentEncoding }),
+      ...(m.acl !== 'private' && { ACL: m.acl }),
+      ...(m.cacheControl && { CacheControl: m.cacheControl }),
+      ...(m.contentDisposition && { ContentDisposition: m.contentDisposition }),
+      ...(m.contentLanguage && { ContentLanguage: m.contentLanguage }),
+      ...(m.expires && { Expires: new Date(m.expires) }),
+      ...(m.storageClass && { StorageClass: m.storageClass }),
+      ...(Object.keys(metadata).length > 0 && { Metadata: metadata }),
+    };
+  }
+}

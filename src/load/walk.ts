@@ -1,0 +1,95 @@
+import { lstat, readdir } from 'node:fs/promises';
+import type { Stats } from 'node:fs';
+
+/**
+ * The walk of a device (contract §4): depth-first, names in byte order, symbolic links never followed. Names are
+ * kept as bytes: a name that is not UTF-8 must still be walked (and logged), and byte order is the stable order.
+ * Memory grows with the depth and the width of one directory, not with the size of the device.
+ */
+
+export type EntryKind = 'file' | 'symlink' | 'fifo' | 'socket' | 'block-device' | 'char-device' | 'unreadable-dir';
+
+export interface Entry {
+  /** path relative to the device root, `/` separators, as bytes */
+  path: Buffer;
+  /** the path as text, or undefined when some name on it is not valid UTF-8 */
+  text: string | undefined;
+  kind: EntryKind;
+  size: number;
+  mtimeMs: number;
+  /** under a directory that an `ignore` pattern matched */
+  inIgnoredDir: boolean;
+  /** for `unreadable-dir`: why */
+  error?: NodeJS.ErrnoException;
+}
+
+export interface WalkOptions {
+  /** true for a directory path (relative, with its trailing `/`) whose whole subtree is ignored */
+  ignoresDir?: (dirText: string) => boolean;
+}
+
+const SLASH = Buffer.from('/');
+const utf8 = new TextDecoder('utf-8', { fatal: true });
+
+export function decodeName(bytes: Buffer): string | undefined {
+  try {
+    return utf8.decode(bytes);
+  } catch {
+    return undefined;
+  }
+}
+
+export async function* walk(root: string, options: WalkOptions = {}): AsyncGenerator<Entry> {
+  yield* walkDir(Buffer.from(root), Buffer.alloc(0), '', false, options);
+}
+
+async function* walkDir(root: Buffer, rel: Buffer, relText: string | undefined, ignored: boolean, options: WalkOptions): AsyncGenerator<Entry> {
+  const abs = rel.length === 0 ? root : Buffer.concat([root, SLASH, rel]);
+  let names: Buffer[];
+  try {
+    names = (await readdir(abs, { encoding: 'buffer' })).sort(Buffer.compare);
+  } catch (err) {
+    if (rel.length === 0) throw err; // the device root itself: the caller decides
+    yield { path: rel, text: relText, kind: 'unreadable-dir', size: 0, mtimeMs: 0, inIgnoredDir: ignored, error: err as NodeJS.ErrnoException };
+    return;
+  }
+  for (const name of names) {
+    const path = rel.length === 0 ? name : Buffer.concat([rel, SLASH, name]);
+    const nameText = decodeName(name);
+    const text = relText === undefined || nameText === undefined ? undefined : relText === '' ? nameText : `${relText}/${nameText}`;
+    let st: Stats;
+    try {
+      st = await lstat(Buffer.concat([root, SLASH, path]));
+    } catch (err) {
+      yield { path, text, kind: 'unreadable-dir', size: 0, mtimeMs: 0, inIgnoredDir: ignored, error: err as NodeJS.ErrnoException };
+      continue;
+    }
+    if (st.isDirectory()) {
+      const subIgnored = ignored || (text !== undefined && (options.ignoresDir?.(`${text}/`) ?? false));
+      yield* walkDir(root, path, text, subIgnored, options);
+      continue;
+    }
+    yield { path, text, kind: kindOf(st), size: st.size, mtimeMs: st.mtimeMs, inIgnoredDir: ignored };
+  }
+}
+
+function kindOf(st: Stats): EntryKind {
+  if (st.isFile()) return 'file';
+  if (st.isSymbolicLink()) return 'symlink';
+  if (st.isFIFO()) return 'fifo';
+  if (st.isSocket()) return 'socket';
+  if (st.isBlockDevice()) return 'block-device';
+  return 'char-device';
+}
+
+/** A path's bytes shown to a person: UTF-8 where it is, `\xNN` for the bytes that are not. */
+export function displayPath(path: Buffer, text: string | undefined): string {
+  if (text !== undefined) return text;
+  let out = '';
+  for (const part of path.toString('latin1').split('/')) {
+    const bytes = Buffer.from(part, 'latin1');
+    const decoded = decodeName(bytes);
+    out += (out === '' ? '' : '/') + (decoded ?? [...bytes].map((b) => (b < 0x80 ? String.fromCharCode(b) : `\\x${b.toString(16).padStart(2, '0')}`)).join(''));
+  }
+  return out;
+}
