@@ -34,6 +34,7 @@ export interface LoadSetup {
   jobId: string;
   dir: string;
   dataDir: string;
+  /** runs the station and waits; use `runAsync` for anything that reaches S3 through a fault proxy of this process */
   run: (args: string[]) => Result;
   runAsync: (args: string[]) => Promise<Result>;
   env: Record<string, string>;
@@ -74,7 +75,8 @@ export async function setupLoad(t: Parameters<typeof tempStation>[0], opts: Setu
   writeFileSync(manifestFile, `${text}logBucket: ${logBucket}\n${opts.manifest ?? ''}`);
   const drive = join(s.dir, 'drive');
   mkdirSync(drive);
-  const created = run(['job', 'create', manifestFile, '--json', ...(opts.signature === false ? [] : ['--signature-out', join(drive, 'SIGNATURE')])]);
+  // Asynchronously: a fault proxy in front of S3 runs in this process and must keep answering meanwhile.
+  const created = await runAsync(['job', 'create', manifestFile, '--json', ...(opts.signature === false ? [] : ['--signature-out', join(drive, 'SIGNATURE')])]);
   if (created.code !== 0) throw new Error(created.stderr);
   const jobId = JSON.parse(created.stdout).jobId as string;
   return { s3, endpoint, bucket, logBucket, drive, jobId, dir: s.dir, dataDir: s.dataDir, run, runAsync, env };
