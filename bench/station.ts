@@ -1,3 +1,7 @@
+import { spawnSync } from 'node:child_process';
+import fs from 'node:fs';
+import path from 'node:path';
+
 /**
  * How the benchmark runs the station. This is the one place to change when `station load` is ready.
  *
@@ -66,11 +70,61 @@ export function stationCommand(tree: string, endpoint: string, ctx: StationConte
     return { cmd: 'bash', args: ['-c', shell], env };
   }
 
-  // TODO(station): when `station load` exists, return it here, for instance:
-  //   return {
-  //     cmd: process.execPath,
-  //     args: ['dist/cli/main.js', 'load', tree],
-  //     env: { ...env, STATION_S3_ENDPOINT: endpoint, STATION_S3_BUCKET: ctx.bucket, STATION_STATE_DIR: ctx.workDir },
-  //   };
-  return null;
+  return prepareStation(tree, endpoint, ctx, env);
+}
+
+const ACCESS_KEY_ID = 'AKIAIOSFODNN7EXAMPLE';
+const SECRET_KEY = 'wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY';
+
+/**
+ * Everything a station needs before the timed `station load`, done outside the timing: a config pointing at the
+ * sink, an account, a job for ctx.bucket (log to another bucket, so the sink's count is the tree's), and a drive
+ * that is the tree plus its SIGNATURE. The drive is a folder of hard links to the tree's files, so the tree itself
+ * (which rclone uploads too) never holds a SIGNATURE.
+ */
+function prepareStation(tree: string, endpoint: string, ctx: StationContext, env: Record<string, string>): StationCommand {
+  const main = path.join(ctx.repoRoot, 'dist', 'cli', 'main.js');
+  const config = path.join(ctx.workDir, 'config.yaml');
+  fs.writeFileSync(config, `dataDir: ${path.join(ctx.workDir, 'data')}\ns3:\n  endpoint: ${endpoint}\n`);
+  const stationEnv = { ...env, STATION_CONFIG: config, STATION_LOG_LEVEL: 'warn' };
+  const station = (args: string[], input = '') => {
+    const r = spawnSync(process.execPath, [main, ...args], { env: { ...process.env, ...stationEnv }, input, encoding: 'utf8' });
+    if (r.status !== 0) throw new Error(`station ${args.join(' ')}: exit ${r.status}: ${r.stderr}`);
+    return r.stdout;
+  };
+  station(['account', 'add', ACCESS_KEY_ID], SECRET_KEY);
+  const manifest = path.join(ctx.workDir, 'manifest.yaml');
+  fs.writeFileSync(
+    manifest,
+    [
+      'manifestVersion: 2.0',
+      `accessKeyId: ${ACCESS_KEY_ID}`,
+      `bucket: ${ctx.bucket}`,
+      `logBucket: ${ctx.bucket}-logs`,
+      'deviceId: BENCH',
+      'returnAddress:',
+      '  name: Bench',
+      '  street1: 1 Loop Road',
+      '  city: Localhost',
+      '  stateOrProvince: LO',
+      '  postalCode: 127001',
+      '  phoneNumber: 555-0100',
+      '  country: Nowhere',
+      '',
+    ].join('\n'),
+  );
+  const drive = path.join(ctx.workDir, 'drive');
+  linkTree(tree, drive);
+  station(['job', 'create', manifest, '--no-bucket-check', '--signature-out', path.join(drive, 'SIGNATURE')]);
+  return { cmd: process.execPath, args: [main, 'load', drive], env: stationEnv };
+}
+
+function linkTree(from: string, to: string): void {
+  fs.mkdirSync(to, { recursive: true });
+  for (const e of fs.readdirSync(from, { withFileTypes: true })) {
+    const src = path.join(from, e.name);
+    const dst = path.join(to, e.name);
+    if (e.isDirectory()) linkTree(src, dst);
+    else if (e.isFile()) fs.linkSync(src, dst);
+  }
 }

@@ -23,7 +23,7 @@ export interface S3Settings {
   region: string;
   /** path-style URLs: the default for S3-compatible endpoints, which rarely have wildcard DNS */
   forcePathStyle: boolean;
-  /** 'WHEN_REQUIRED' for S3-compatible servers: the SDK's default CRC32 breaks some of them (FIELD-NOTES) */
+  /** 'WHEN_REQUIRED' for S3-compatible servers: the SDK's default CRC32 breaks some of them (streamed bodies sent aws-chunked are stored with their framing, or refused) */
   requestChecksumCalculation: ChecksumSetting;
   responseChecksumValidation: ChecksumSetting;
   /** sign headers only, not the body: every body carries Content-MD5 instead */
@@ -79,8 +79,8 @@ export function loadConfig(sources: ConfigSources): Config {
   const checksums: ChecksumSetting = custom ? 'WHEN_REQUIRED' : 'WHEN_SUPPORTED';
   const upload: UploadSettings = {
     maxRequests: (values['upload.maxRequests'] as number) ?? 16,
-    memoryBytes: (values['upload.memory'] as number) ?? 256 * MiB,
-    multipartThreshold: (values['upload.multipartThreshold'] as number) ?? 64 * MiB,
+    memoryBytes: (values['upload.memory'] as number) ?? 512 * MiB,
+    multipartThreshold: (values['upload.multipartThreshold'] as number) ?? 200 * MiB,
     partSize: (values['upload.partSize'] as number) ?? 16 * MiB,
     maxAttempts: (values['upload.maxAttempts'] as number) ?? 5,
   };

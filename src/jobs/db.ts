@@ -84,7 +84,12 @@ export const DB_FILE = 'station.db';
 
 export type Db = Database.Database;
 
-export function openDb(dataDir: string): Db {
+/**
+ * Opens the database file. `durability: 'full'` (status changes) syncs every commit to disk; 'crash-safe' (the
+ * load journal, a commit per file) survives the process being killed but may lose the last commits to a power
+ * cut, which then only means those few files are uploaded again.
+ */
+export function openDb(dataDir: string, durability: 'full' | 'crash-safe' = 'full'): Db {
   let db: Db;
   try {
     // Only the station's user may read the data directory: it holds the accounts' secret keys.
@@ -97,7 +102,7 @@ export function openDb(dataDir: string): Db {
   chmodSync(join(dataDir, DB_FILE), 0o600);
   db.pragma('journal_mode = WAL');
   // FULL: a status change is on disk before anything acts on it, power cut included.
-  db.pragma('synchronous = FULL');
+  db.pragma(durability === 'full' ? 'synchronous = FULL' : 'synchronous = NORMAL');
   db.pragma('foreign_keys = ON');
   // The daemon and operator commands share the file.
   db.pragma('busy_timeout = 10000');

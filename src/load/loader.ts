@@ -7,6 +7,7 @@ import type { LimitFunction } from 'p-limit';
 import type { Config } from '../config.js';
 import type { LogRow } from '../importlog/format.js';
 import { logName, readLog, writeLocalLog } from '../importlog/writer.js';
+import type { Db } from '../jobs/db.js';
 import type { Job, JobStore } from '../jobs/store.js';
 import type { Manifest } from '../manifest/types.js';
 import { S3Refused, S3Unreachable } from '../s3/errors.js';
@@ -22,6 +23,8 @@ import { walk, displayPath, type Entry } from './walk.js';
 /** What a station shares among all its loads: one S3 client and one budget of requests, memory and open files. */
 export interface Station {
   store: JobStore;
+  /** the same database file as the store, on a connection that does not sync every commit: a commit per file */
+  journalDb: Db;
   config: Config;
   client: S3Client;
   limit: LimitFunction;
@@ -83,7 +86,7 @@ class Load {
     private readonly manifest: Manifest,
     private readonly log: Logger,
   ) {
-    this.journal = new Journal(station.store.db, job.id);
+    this.journal = new Journal(station.journalDb, job.id);
     this.mapper = new KeyMapper(manifest);
     this.writer = new ObjectWriter(station.client, manifest.bucket, station.limit);
     this.progress = req.progress ?? new Progress();

@@ -1,6 +1,7 @@
 import pLimit from 'p-limit';
 import type { Logger } from 'pino';
 import type { Config } from '../config.js';
+import { openDb } from '../jobs/db.js';
 import type { JobStore } from '../jobs/store.js';
 import { makeS3Client } from '../s3/client.js';
 import { Budget } from './budget.js';
@@ -15,6 +16,7 @@ export function openStation(store: JobStore, config: Config, log: Logger): Stati
   const { maxRequests, memoryBytes } = config.upload;
   return {
     store,
+    journalDb: openDb(store.dataDir, 'crash-safe'),
     config,
     client: makeS3Client(config.s3, maxRequests + 4),
     limit: pLimit(maxRequests),

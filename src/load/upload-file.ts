@@ -78,13 +78,15 @@ export class FileUploader {
       if (e.code === 'ELOOP') return this.failed(f, 104, 'NotRegularFile', 0, 0, 'became a symbolic link');
       return this.failed(f, 500, 'DeviceReadError', 0, 0, `${e.code ?? ''} ${e.message}`.trim());
     }
-    let content: ContentHeaders = { contentType: this.ctx.manifest.defaultContentType };
+    // The content headers, once known, for the row of a file that fails after that.
+    const known: { content?: ContentHeaders } = {};
     try {
-      content = await this.sniff(f, opened);
-      if (opened.size < this.ctx.settings.multipartThreshold) return await this.single(f, opened, content);
-      return await this.multipart(f, opened, content);
+      if (opened.size < this.ctx.settings.multipartThreshold) return await this.single(f, opened, known);
+      known.content = await this.sniff(f, opened);
+      return await this.multipart(f, opened, known.content);
     } catch (err) {
       const { size, mtimeMs } = opened;
+      const { content } = known;
       if (err instanceof FileChangedError) return this.failed(f, 409, 'FileChanged', size, mtimeMs, err.message, content);
       if (err instanceof DeviceReadError) return this.failed(f, 500, 'DeviceReadError', size, mtimeMs, err.message, content);
       if (err instanceof S3Refused) return this.failed(f, err.status, err.code, size, mtimeMs, err.message, content);
@@ -99,19 +101,23 @@ export class FileUploader {
     return { kind: 'failed', status, code, size, mtimeMs, reason, contentType: content?.contentType ?? '' };
   }
 
-  /** Content headers need the file's first bytes (gzip's magic): two bytes, read before the body. */
+  /** A multipart upload's content headers need the file's first bytes (gzip's magic) before its first part. */
   private async sniff(f: FileToUpload, o: Opened): Promise<ContentHeaders> {
     const head = Buffer.alloc(2);
     const n = await this.read(f, o, head, Math.min(2, o.size), 0);
     return contentHeadersFor(this.ctx.manifest, f.text, head.subarray(0, n));
   }
 
-  private async single(f: FileToUpload, o: Opened, content: ContentHeaders): Promise<UploadResult> {
+  private async single(f: FileToUpload, o: Opened, known: { content?: ContentHeaders }): Promise<UploadResult> {
     const lease = await this.ctx.memory.take(o.size);
     try {
-      const body = Buffer.allocUnsafe(o.size);
-      await this.readExact(f, o, body, o.size, 0);
-      if (await hasBytesAfter(o.fh, o.size)) throw new FileChangedError(f.text, 'it grew');
+      // One read, one byte longer than the file: a file that grew since it was opened shows in the same call.
+      const buf = Buffer.allocUnsafe(o.size + 1);
+      const n = await this.read(f, o, buf, o.size + 1, 0);
+      if (n !== o.size) throw new FileChangedError(f.text, n > o.size ? 'it grew' : `it ended at ${n} bytes, not ${o.size}`);
+      const body = buf.subarray(0, o.size);
+      const content = contentHeadersFor(this.ctx.manifest, f.text, body);
+      known.content = content;
       const md5 = md5Of(body);
       await this.checkUnchanged(f, o);
       const headers = this.headers(content, o.mtimeMs);

@@ -32,7 +32,7 @@ export function makeS3Client(s3: S3Settings, maxSockets = 32): S3Client {
   });
   if (s3.unsignedPayload) {
     // Signing the payload means a SHA-256 over every body: 40% of the uploader's CPU over plain HTTP
-    // (FIELD-NOTES). A body with Content-MD5 is checked by S3 anyway, and TLS protects the rest.
+    // (profiled). A body with Content-MD5 is checked by S3 anyway, and TLS protects the rest.
     client.middlewareStack.add(
       (next) => async (args) => {
         const request = args.request as { protocol?: string; headers?: Record<string, string> };

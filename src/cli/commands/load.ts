@@ -19,7 +19,9 @@ export const loadCommand: Command = {
     'was interrupted: run the same command again to resume), 2 usage or config errors.',
   async run(ctx) {
     const config = ctx.config();
-    const log = makeLogger(config.log.level);
+    // On a terminal the live progress line tells what info lines would; warnings and errors still show.
+    const level = process.stderr.isTTY && config.log.level === 'info' ? 'warn' : config.log.level;
+    const log = makeLogger(level);
     const station = openStation(ctx.store(), config, log);
     const progress = new Progress();
     const stopDisplay = showProgress(progress, log);
@@ -39,6 +41,7 @@ export const loadCommand: Command = {
       stopDisplay();
       process.off('SIGINT', onSignal).off('SIGTERM', onSignal);
       station.client.destroy();
+      station.journalDb.close();
     }
     const { job, end } = outcome;
     ctx.print(
