@@ -1,0 +1,60 @@
+import assert from 'node:assert/strict';
+import { test } from 'node:test';
+import { csv, logDate } from '../src/importlog/format.js';
+import { Budget } from '../src/load/budget.js';
+import { MAX_PARTS, partSizeFor } from '../src/load/part-size.js';
+import { Progress } from '../src/load/progress.js';
+
+const MiB = 1024 * 1024;
+
+test('part size grows so no file needs more than 10,000 parts', () => {
+  assert.equal(partSizeFor(100 * MiB, 16 * MiB), 16 * MiB);
+  for (const size of [160_000 * MiB, 5 * 1024 ** 4, 1234567890123]) {
+    const part = partSizeFor(size, 16 * MiB);
+    assert.ok(Math.ceil(size / part) <= MAX_PARTS, `${size}: ${Math.ceil(size / part)} parts`);
+    assert.equal(part % MiB, 0);
+  }
+  assert.ok(partSizeFor(5 * 1024 ** 4, 5 * MiB) <= 5 * 1024 ** 3, 'a part stays within S3s 5 GiB');
+});
+
+test('the memory budget holds back readers in order and lets a body larger than the budget go alone', async () => {
+  const budget = new Budget(100);
+  const a = await budget.take(60);
+  const order: string[] = [];
+  const b = budget.take(50).then((l) => (order.push('b'), l));
+  const c = budget.take(10).then((l) => (order.push('c'), l));
+  await new Promise((r) => setImmediate(r));
+  assert.deepEqual(order, [], 'b waits for room, and c waits behind b (no overtaking)');
+  a.give();
+  const [lb, lc] = await Promise.all([b, c]);
+  assert.deepEqual(order, ['b', 'c']);
+  assert.equal(budget.inUse, 60);
+  const huge = budget.take(500).then((l) => (order.push('huge'), l));
+  await new Promise((r) => setImmediate(r));
+  assert.equal(order.length, 2, 'a body over the whole budget waits until nothing is held');
+  lb.give();
+  lc.give();
+  lc.give(); // a second give does nothing
+  const lh = await huge;
+  assert.equal(budget.inUse, 500);
+  lh.give();
+  assert.equal(budget.inUse, 0);
+  assert.equal(budget.peak, 500);
+});
+
+test('log dates are as the original service wrote them; File and Key always quoted, RFC 4180 otherwise', () => {
+  assert.equal(logDate(Date.UTC(2009, 1, 3, 21, 57, 43)), 'Tue 03 Feb 2009 21:57:43 GMT');
+  const text = csv([{ at: 0, file: 'a "b",c', status: 200, code: 'OK', key: 'bk/a', md5: 'f00', bytes: 3, contentType: 'text/plain; charset=x' }]);
+  assert.equal(text, 'Thu 01 Jan 1970 00:00:00 GMT,"a ""b"",c",200,OK,"bk/a",f00,3,text/plain; charset=x\r\n');
+  assert.match(csv([{ at: 0, file: 'SIGNATURE', status: 103, code: 'Ignored', key: '', md5: '', bytes: 9, contentType: '' }]), /"SIGNATURE",103,Ignored,"",,9,\r\n$/);
+});
+
+test('progress says files and bytes of the total, the rate and an ETA', () => {
+  const p = new Progress();
+  p.setTotals(10, 100 * MiB);
+  p.fileDone(200, 'OK');
+  p.fileDone(103, 'Ignored');
+  p.addBytes(50 * MiB);
+  assert.match(p.line(), /^2\/10 files {2}50\.0\/100\.0 MiB {2}[\d.]+ MiB\/s {2}ETA (\d+:\d\d|--:--)$/);
+  assert.deepEqual(p.summary().slice(0, 3), ['files: 2', '  103 Ignored                1', '  200 OK                     1']);
+});
