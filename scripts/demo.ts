@@ -1,18 +1,26 @@
 /**
- * The demo (npm run demo, via scripts/demo, which builds first): the station's main job on an embedded default.
+ * The demo (npm run demo, via scripts/demo, which builds first): the station as it runs in production, the daemon,
+ * on an embedded default.
  *
  * s3rver, an S3 server written in Node, runs in this process on a free loopback port; the station itself runs as
  * subprocesses, each command printed as a person would type it: an account is added, a job is created from
- * fixtures/manifests/good/full.yaml, a copy of the fixture drive fixtures/drives/seed-example gets its SIGNATURE,
- * the drive is loaded, the job's status shown; then the import log is fetched back from the log bucket and the
- * bucket's objects listed. Everything lives in one temp folder, kept for a look afterwards (`--clean` removes it).
+ * fixtures/manifests/good/full.yaml with its SIGNATURE written onto a staging copy of the fixture drive
+ * fixtures/drives/seed-example (outside the watched folder), and `station daemon` is started, watching one mount
+ * root in the temp folder (no automounting: the machine's real block devices are left alone). Its JSON log lines
+ * are shown one readable line each. The drive is then "plugged in": the staging copy is renamed into the mount
+ * root, atomically, as a technician's finished copy would appear. `station status` is polled until the daemon has
+ * loaded the drive; then the job's status, the import log fetched back from the log bucket and the bucket's
+ * objects are shown, and the daemon is stopped with SIGTERM, as systemd would. Everything lives in one temp folder,
+ * kept for a look afterwards (`--clean` removes it).
  */
 import { CreateBucketCommand, GetObjectCommand, HeadObjectCommand, ListObjectsV2Command, S3Client } from '@aws-sdk/client-s3';
 import { spawn, type ChildProcess } from 'node:child_process';
-import { cpSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { cpSync, mkdirSync, mkdtempSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { tmpdir } from 'node:os';
 import { dirname, join, relative } from 'node:path';
+import { createInterface } from 'node:readline';
+import { setTimeout as sleep } from 'node:timers/promises';
 import { fileURLToPath } from 'node:url';
 import { parse as parseYaml } from 'yaml';
 
@@ -27,6 +35,16 @@ const ACCESS_KEY_ID = 'AKIAIOSFODNN7EXAMPLE';
 const SECRET_KEY = 'wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY';
 /** s3rver checks signatures against its one built-in key pair. */
 const S3_CREDENTIALS = { accessKeyId: 'S3RVER', secretAccessKey: 'S3RVER' };
+
+/** How long the daemon may take to log `station ready`. */
+const READY_TIMEOUT_MS = 30_000;
+/** How long the drive may take, from its plugging in, to be `done`. */
+const LOAD_TIMEOUT_MS = 120_000;
+const STATUS_POLL_MS = 500;
+/** How long a stopping daemon may take to exit: its own bound on settling in-flight work is 60 s. */
+const STOP_TIMEOUT_MS = 75_000;
+/** Drive stages after which the drive will not become `done` by itself. */
+const FAILED_STAGES = new Set(['refused', 'interrupted', 'removed', 'set-aside']);
 
 // s3rver is CommonJS without type declarations: required, and typed here with the little the demo uses.
 interface S3rverServer {
@@ -51,8 +69,10 @@ function usage(): string {
   return [
     'usage: npm run demo [-- --clean]',
     '',
-    "Runs the station's main job against s3rver on loopback: no cloud account needed. The temp folder with the",
-    "demo's files (config, data directory, drive copy, s3rver's store) is kept and named at the end.",
+    "Runs the station as it runs in production, `station daemon`, against s3rver on loopback: no cloud account",
+    'needed. A drive (a copy of the fixture drive) is plugged in by moving it into the folder the daemon watches;',
+    "the daemon loads it. The temp folder with the demo's files (config, data directory, media folder with the",
+    "drive, s3rver's store) is kept and named at the end.",
     '',
     '  --clean   remove the temp folder at the end',
     '  -h, --help',
@@ -60,12 +80,19 @@ function usage(): string {
 }
 
 let current: ChildProcess | undefined;
+/** the daemon, for a second Ctrl-C, which ends the demo at once */
+let liveDaemon: DaemonProcess | undefined;
 let interrupted: NodeJS.Signals | undefined;
+/** Aborted by Ctrl-C or SIGTERM: ends the demo's waits (for the daemon, for the drive) at once. */
+const interruption = new AbortController();
 
-/** The environment of the station's runs: no real AWS account or station settings leak in from ours. */
+/** The environment of the station's runs: no real AWS account, station settings or systemd socket leak in from ours. */
 function stationEnv(configFile: string): NodeJS.ProcessEnv {
   const env: NodeJS.ProcessEnv = {};
-  for (const [k, v] of Object.entries(process.env)) if (!k.startsWith('AWS_') && !k.startsWith('STATION_')) env[k] = v;
+  for (const [k, v] of Object.entries(process.env)) {
+    if (k.startsWith('AWS_') || k.startsWith('STATION_') || k === 'NOTIFY_SOCKET' || k.startsWith('WATCHDOG_')) continue;
+    env[k] = v;
+  }
   return {
     ...env,
     STATION_CONFIG: configFile,
@@ -127,6 +154,198 @@ function expectOk(what: string, code: number): void {
   if (code !== 0) throw new DemoError(`${what} exited with ${code}${EXIT_MEANINGS[code] ? ` (${EXIT_MEANINGS[code]})` : ''}`);
 }
 
+// ---- the daemon ------------------------------------------------------------------------------------------------
+
+/** One of the daemon's log lines: pino JSON. */
+interface LogLine {
+  level?: number;
+  msg?: string;
+  [field: string]: unknown;
+}
+
+/** pino's fields every line has, or that say nothing to a person watching: left out of the readable line. */
+const NOISE = new Set(['level', 'time', 'pid', 'hostname', 'service', 'msg', 'stack']);
+const LEVELS: Record<number, string> = { 10: 'TRACE', 20: 'DEBUG', 40: 'WARN', 50: 'ERROR', 60: 'FATAL' };
+
+/** A log line as a person reads it: `daemon: [WARN] msg key=value ...` (a line that is not JSON, as it is). */
+function readable(line: LogLine | string): string {
+  if (typeof line === 'string') return `daemon: ${line}`;
+  const level = line.level !== undefined && line.level !== 30 ? `${LEVELS[line.level] ?? `level ${line.level}`} ` : '';
+  const fields = Object.entries(line)
+    .filter(([k, v]) => !NOISE.has(k) && v !== undefined)
+    // `drive loading` already says the stage
+    .filter(([k, v]) => !(k === 'stage' && line.msg === `drive ${String(v)}`))
+    .map(([k, v]) => `${k}=${typeof v === 'string' && /^[^\s"=]+$/.test(v) ? v : JSON.stringify(v)}`);
+  return `daemon: ${level}${line.msg ?? ''}${fields.length ? ` ${fields.join(' ')}` : ''}`;
+}
+
+interface Exit {
+  code: number | null;
+  signal: NodeJS.Signals | null;
+  /** set when the process could not be started at all */
+  error?: string;
+}
+
+/**
+ * `station daemon` as a child process: its JSON log lines (stdout) shown readably as they come, its stderr kept
+ * for when something goes wrong.
+ */
+class DaemonProcess {
+  readonly child: ChildProcess;
+  readonly lines: LogLine[] = [];
+  last?: LogLine | string;
+  stderr = '';
+  exit?: Exit;
+  readonly exited: Promise<Exit>;
+  private readonly listeners = new Set<() => void>();
+
+  constructor(env: NodeJS.ProcessEnv) {
+    // Same process group as the demo: Ctrl-C in the terminal reaches the daemon too, which then stops by itself.
+    this.child = spawn(process.execPath, [STATION, 'daemon'], { cwd: ROOT, env, stdio: ['ignore', 'pipe', 'pipe'] });
+    createInterface({ input: this.child.stdout!, crlfDelay: Infinity }).on('line', (text) => {
+      if (text.trim() === '') return;
+      let line: LogLine | string = text;
+      try {
+        const parsed = JSON.parse(text) as unknown;
+        if (parsed && typeof parsed === 'object' && !Array.isArray(parsed)) line = parsed as LogLine;
+      } catch {
+        // not JSON: shown as it is
+      }
+      if (typeof line !== 'string') this.lines.push(line);
+      this.last = line;
+      console.log(readable(line));
+      this.changed();
+    });
+    this.child.stderr!.setEncoding('utf8').on('data', (chunk: string) => (this.stderr += chunk));
+    this.exited = new Promise((resolve) => {
+      this.child.once('error', (err) => {
+        // spawn failed: no 'close' follows
+        this.exit ??= { code: null, signal: null, error: err.message };
+        this.changed();
+        resolve(this.exit);
+      });
+      this.child.once('close', (code, signal) => {
+        this.exit ??= { code, signal };
+        this.changed();
+        resolve(this.exit);
+      });
+    });
+  }
+
+  get pid(): number | undefined {
+    return this.child.pid;
+  }
+
+  /** How it ended, for a message; with its stderr when it has any. */
+  describeExit(): string {
+    const e = this.exit;
+    const how = !e ? 'is still running' : e.error ? `could not be started: ${e.error}` : e.code !== null ? `exited with ${e.code}` : `was killed by ${e.signal}`;
+    const meaning = e?.code ? (EXIT_MEANINGS[e.code] ? ` (${EXIT_MEANINGS[e.code]})` : '') : '';
+    const stderr = this.stderr.trim();
+    return `the daemon ${how}${meaning}${stderr ? `; its stderr:\n${stderr.replace(/^/gm, '  ')}` : '; its stderr was empty'}`;
+  }
+
+  /**
+   * The first log line, seen or to come, that `match` accepts. Fails when the daemon exits first, after
+   * `timeoutMs`, or on Ctrl-C.
+   */
+  waitFor(match: (line: LogLine) => boolean, what: string, timeoutMs: number): Promise<LogLine> {
+    return new Promise((resolve, reject) => {
+      const timer = setTimeout(() => finish(new DemoError(`the daemon did not log ${what} within ${timeoutMs / 1000} s; ${this.describeExit()}`)), timeoutMs);
+      const onInterrupt = () => finish(new DemoError(`interrupted by ${interrupted}`));
+      const check = () => {
+        const found = this.lines.find(match);
+        if (found) finish(undefined, found);
+        else if (this.exit) finish(new DemoError(`before logging ${what}, ${this.describeExit()}`));
+      };
+      const finish = (err?: Error, line?: LogLine) => {
+        clearTimeout(timer);
+        this.listeners.delete(check);
+        interruption.signal.removeEventListener('abort', onInterrupt);
+        if (err) reject(err);
+        else resolve(line!);
+      };
+      if (interruption.signal.aborted) return onInterrupt();
+      interruption.signal.addEventListener('abort', onInterrupt);
+      this.listeners.add(check);
+      check();
+    });
+  }
+
+  /** SIGTERM, as systemd stops it; SIGKILL if it has not exited after `STOP_TIMEOUT_MS`. */
+  async stop(): Promise<Exit> {
+    if (this.exit) return this.exit;
+    this.child.kill('SIGTERM');
+    const timer = setTimeout(() => {
+      console.error(`demo: the daemon has not exited ${STOP_TIMEOUT_MS / 1000} s after SIGTERM: killing it`);
+      this.child.kill('SIGKILL');
+    }, STOP_TIMEOUT_MS);
+    try {
+      return await this.exited;
+    } finally {
+      clearTimeout(timer);
+    }
+  }
+
+  private changed(): void {
+    for (const l of [...this.listeners]) l();
+  }
+}
+
+/** One drive in `station status --json`. */
+interface DriveStatus {
+  drive: string;
+  stage: string;
+  detail?: string;
+  jobId?: string;
+  root?: string;
+}
+
+/**
+ * Polls `station status --json` until the drive at `path` is `done`; shows `station status` plainly once, the
+ * first time the drive is seen and not yet done.
+ */
+async function waitForDrive(env: NodeJS.ProcessEnv, daemon: DaemonProcess, path: string): Promise<DriveStatus> {
+  const deadline = Date.now() + LOAD_TIMEOUT_MS;
+  let shown = false;
+  let last: DriveStatus | undefined;
+  for (;;) {
+    if (interrupted) throw new DemoError(`interrupted by ${interrupted}`);
+    if (daemon.exit) throw new DemoError(`while the drive was loading, ${daemon.describeExit()}`);
+    const polled = await station(env, ['status', '--json'], { quiet: true });
+    if (polled.code !== 0 && daemon.exit) throw new DemoError(`while the drive was loading, ${daemon.describeExit()}`);
+    expectOk('station status --json', polled.code);
+    let doc: { drives?: DriveStatus[] };
+    try {
+      doc = JSON.parse(polled.stdout) as { drives?: DriveStatus[] };
+    } catch {
+      throw new DemoError(`station status --json printed no JSON: ${JSON.stringify(polled.stdout)}`);
+    }
+    const drive = (doc.drives ?? []).find((d) => d.drive === path || d.root === path);
+    if (drive) {
+      last = drive;
+      if (drive.stage === 'done') return drive;
+      if (FAILED_STAGES.has(drive.stage)) {
+        throw new DemoError(`the daemon did not load the drive: stage ${drive.stage}${drive.detail ? `: ${drive.detail}` : ''}`);
+      }
+      if (!shown) {
+        shown = true;
+        expectOk('station status', (await station(env, ['status'])).code);
+      }
+    }
+    if (Date.now() >= deadline) {
+      throw new DemoError(
+        `the drive was not loaded within ${LOAD_TIMEOUT_MS / 1000} s of being plugged in; ${
+          last ? `its stage: ${last.stage}${last.detail ? ` (${last.detail})` : ''}` : 'the daemon never reported it'
+        }`,
+      );
+    }
+    await sleep(STATUS_POLL_MS, undefined, { signal: interruption.signal }).catch(() => undefined);
+  }
+}
+
+// ---- the demo --------------------------------------------------------------------------------------------------
+
 function quote(arg: string): string {
   return /^[\w@%+=:,./-]+$/.test(arg) ? arg : `'${arg.replaceAll("'", `'\\''`)}'`;
 }
@@ -156,11 +375,17 @@ async function main(argv: string[]): Promise<number> {
   const configFile = join(dir, 'config.yaml');
   const dataDir = join(dir, 'data');
   const secretFile = join(dir, 'secret.txt');
-  const drive = join(dir, 'drive');
+  /** the drive being prepared: outside the watched folder, so the daemon sees it only once it is complete */
+  const staging = join(dir, 'staging');
+  /** the folder the daemon watches, and the drive's place in it once plugged in */
+  const media = join(dir, 'media');
+  const pluggedIn = join(media, 'drive');
   const s3Dir = join(dir, 's3rver');
 
   let server: S3rverServer | undefined;
   let client: S3Client | undefined;
+  let daemon: DaemonProcess | undefined;
+  let plugged = false;
   let failed = false;
   try {
     heading('set-up');
@@ -187,10 +412,25 @@ async function main(argv: string[]): Promise<number> {
     }
     console.log(`buckets ${[...new Set([bucket, logBucket])].join(', ')} created (those ${MANIFEST} names)`);
 
-    writeFileSync(configFile, `dataDir: ${dataDir}\ns3:\n  endpoint: ${endpoint}\n`);
+    mkdirSync(media);
+    // autoMount off: the demo must leave the machine's real block devices alone; a folder appearing under the
+    // mount root is a drive all the same.
+    writeFileSync(
+      configFile,
+      [
+        `dataDir: ${dataDir}`,
+        's3:',
+        `  endpoint: ${endpoint}`,
+        'drives:',
+        `  mountRoots: [${JSON.stringify(media)}]`,
+        '  pollIntervalMs: 200',
+        '  autoMount: false',
+        '',
+      ].join('\n'),
+    );
     writeFileSync(secretFile, `${SECRET_KEY}\n`, { mode: 0o600 });
-    cpSync(join(ROOT, DRIVE), drive, { recursive: true });
-    console.log(`the drive: a copy of ${DRIVE} in ${drive}`);
+    cpSync(join(ROOT, DRIVE), staging, { recursive: true });
+    console.log(`the drive: a copy of ${DRIVE} being prepared in ${staging}, outside the watched folder ${media}`);
     console.log(`the station's config, ${configFile}:`);
     process.stdout.write(readFileSync(configFile, 'utf8').replace(/^(?=.)/gm, '  '));
 
@@ -204,24 +444,39 @@ async function main(argv: string[]): Promise<number> {
       (await station(env, ['account', 'add', ACCESS_KEY_ID], { input: `${SECRET_KEY}\n`, shown: `< ${quote(relativeToRoot(secretFile))}` })).code,
     );
 
-    const created = await station(env, ['job', 'create', MANIFEST, '--signature-out', relativeToRoot(join(drive, 'SIGNATURE'))]);
+    const created = await station(env, ['job', 'create', MANIFEST, '--signature-out', relativeToRoot(join(staging, 'SIGNATURE'))]);
     expectOk('station job create', created.code);
     const jobId = created.stdout.split('\n')[0]?.trim() ?? '';
     if (!/^[0-9A-Z]{5}$/i.test(jobId)) throw new DemoError(`station job create printed no job ID on its first line: ${JSON.stringify(created.stdout)}`);
 
-    const load = await station(env, ['load', relativeToRoot(drive)]);
-    if (load.code === 3) {
-      throw new DemoError(`station load exited with 3 (CompletedWithErrors): the fixture drive is meant to load cleanly; see the import log of job ${jobId}`);
-    }
-    expectOk('station load', load.code);
+    heading('the station: the daemon, watching for drives');
+    console.log('\n$ station daemon &');
+    if (interrupted) throw new DemoError(`interrupted by ${interrupted}`);
+    daemon = liveDaemon = new DaemonProcess(env);
+    await daemon.waitFor((l) => l.msg === 'station ready', '"station ready"', READY_TIMEOUT_MS);
 
+    heading('a drive plugged in');
+    // A rename is atomic: the daemon sees the whole drive appear at once, as a technician's finished copy.
+    console.log(`\n$ mv ${quote(staging)} ${quote(pluggedIn)}`);
+    renameSync(staging, pluggedIn);
+    plugged = true;
+    const done = await waitForDrive(env, daemon, pluggedIn);
+    if (done.jobId && done.jobId.toUpperCase() !== jobId.toUpperCase()) {
+      throw new DemoError(`the daemon loaded the drive as job ${done.jobId}, not job ${jobId}`);
+    }
+
+    heading('loaded');
+    expectOk('station status', (await station(env, ['status'])).code);
     expectOk('station job status', (await station(env, ['job', 'status', jobId])).code);
 
     // The log's place, as a script reads it.
     const status = await station(env, ['job', 'status', jobId, '--json'], { quiet: true });
     expectOk('station job status --json', status.code);
-    const job = JSON.parse(status.stdout) as { logBucket?: string; logKey?: string };
+    const job = JSON.parse(status.stdout) as { jobStatus?: string; logBucket?: string; logKey?: string; errorCount?: number };
     if (!job.logBucket || !job.logKey) throw new DemoError(`job ${jobId} has no import log after the load: ${status.stdout}`);
+    if (job.jobStatus !== 'Completed') {
+      throw new DemoError(`job ${jobId} ended ${job.jobStatus} (${job.errorCount ?? '?'} errors): the fixture drive is meant to load cleanly; see its import log`);
+    }
 
     heading(`the import log, fetched back from s3://${job.logBucket}/${job.logKey}`);
     const log = await client.send(new GetObjectCommand({ Bucket: job.logBucket, Key: job.logKey })).catch((err: Error) => {
@@ -243,7 +498,15 @@ async function main(argv: string[]): Promise<number> {
     if (rows.length === 0) throw new DemoError(`bucket ${bucket} is empty after the load`);
     printTable(['KEY', 'BYTES', 'CONTENT-TYPE', 'CONTENT-ENCODING'], rows);
 
-    console.log(`\ndemo done: job ${jobId} loaded ${rows.length} objects into s3://${bucket}`);
+    heading('the daemon stopped, as systemd stops it');
+    if (interrupted) throw new DemoError(`interrupted by ${interrupted}`);
+    console.log(`\n$ kill -TERM ${daemon.pid}`);
+    const exit = await daemon.stop();
+    if (exit.code !== 0) throw new DemoError(daemon.describeExit());
+    const last = daemon.last;
+    console.log(`the daemon exited with 0; its last log line: ${last === undefined ? '(none)' : readable(last).replace(/^daemon: /, '')}`);
+
+    console.log(`\ndemo done: the daemon loaded job ${jobId}'s drive, ${rows.length} objects into s3://${bucket}`);
     return 0;
   } catch (err) {
     failed = true;
@@ -252,6 +515,12 @@ async function main(argv: string[]): Promise<number> {
     else console.error(`\ndemo failed: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}`);
     return interrupted ? 130 : 1;
   } finally {
+    // The daemon first: it may still have requests in flight to s3rver.
+    if (daemon && !daemon.exit) {
+      console.error(`demo: stopping the daemon (pid ${daemon.pid}) with SIGTERM`);
+      const exit = await daemon.stop();
+      if (exit.code !== 0) console.error(`demo: ${daemon.describeExit()}`);
+    }
     client?.destroy();
     if (server) await server.close().catch((err: Error) => console.error(`demo: stopping s3rver: ${err.message}`));
     if (clean) {
@@ -259,7 +528,7 @@ async function main(argv: string[]): Promise<number> {
       console.log(`temp folder ${dir} removed`);
     } else {
       (failed ? console.error : console.log)(
-        `the demo's files (config.yaml, data/, drive/, s3rver/) are in ${dir}; remove it with: rm -rf ${quote(dir)}`,
+        `the demo's files (config.yaml, data/, ${plugged ? 'media/drive/' : 'staging/'}, s3rver/) are in ${dir}; remove it with: rm -rf ${quote(dir)}`,
       );
     }
   }
@@ -277,12 +546,18 @@ function printTable(header: string[], rows: string[][]): void {
   }
 }
 
-// Ctrl-C reaches the running station command too (same process group): it stops and the demo ends as a failure,
-// through main's clean-up. A signal between commands ends the demo the same way, before the next command.
+// Ctrl-C reaches the running station command and the daemon too (same process group): the command stops, the
+// daemon stops by itself, and the demo ends as a failure, through main's clean-up. A SIGTERM sent to the demo
+// alone ends it the same way; the clean-up stops the daemon.
 for (const signal of ['SIGINT', 'SIGTERM'] as const) {
   process.on(signal, () => {
-    if (interrupted) process.exit(130); // a second one: out now
+    if (interrupted) {
+      // a second one: out now, not leaving the daemon behind
+      if (liveDaemon && !liveDaemon.exit) liveDaemon.child.kill('SIGTERM');
+      process.exit(130);
+    }
     interrupted = signal;
+    interruption.abort();
     if (current) current.kill(signal);
   });
 }

@@ -15,6 +15,15 @@ export interface Config {
   s3: S3Settings;
   upload: UploadSettings;
   log: { level: LogLevel };
+  drives: DriveSettings;
+}
+
+export interface DriveSettings {
+  /** folders whose new sub-folders or mounts are drives */
+  mountRoots: string[];
+  pollIntervalMs: number;
+  /** mount unmounted partitions read-only, under the data directory's run folder */
+  autoMount: boolean;
 }
 
 export interface S3Settings {
@@ -104,6 +113,11 @@ export function loadConfig(sources: ConfigSources): Config {
     },
     upload,
     log: { level: (env.STATION_LOG_LEVEL as LogLevel | undefined) ?? (values['log.level'] as LogLevel | undefined) ?? 'info' },
+    drives: {
+      mountRoots: (values['drives.mountRoots'] as string[] | undefined) ?? ['/media', '/run/media', '/mnt'],
+      pollIntervalMs: (values['drives.pollIntervalMs'] as number | undefined) ?? 1000,
+      autoMount: (values['drives.autoMount'] as boolean | undefined) ?? true,
+    },
   };
 }
 
@@ -151,6 +165,11 @@ const SCHEMA: Schema = {
     maxAttempts: int(1, 50),
   },
   log: { level: oneOf(...LOG_LEVELS) },
+  drives: {
+    mountRoots: absolutePaths,
+    pollIntervalMs: int(100, 60_000),
+    autoMount: bool,
+  },
 };
 
 /** Flattens the file into `a.b` keys, refusing unknown keys and bad values. */
@@ -180,6 +199,12 @@ function validate(data: Record<string, unknown>, schema: Schema, prefix: string,
 function text(v: unknown): string {
   if (typeof v !== 'string' || v === '') throw 'expected a non-empty string';
   return v;
+}
+
+function absolutePaths(v: unknown): string[] {
+  if (!Array.isArray(v) || v.length === 0) throw 'expected a list of absolute paths';
+  for (const p of v) if (typeof p !== 'string' || !p.startsWith('/')) throw `"${String(p)}" is not an absolute path`;
+  return v as string[];
 }
 
 function bool(v: unknown): boolean {

@@ -20,14 +20,14 @@ test('part size grows so no file needs more than 10,000 parts', () => {
 test('the memory budget holds back readers in order and lets a body larger than the budget go alone', async () => {
   const budget = new Budget(100);
   const a = await budget.take(60);
-  const order: string[] = [];
+  const order: string[] = [] as string[];
   const b = budget.take(50).then((l) => (order.push('b'), l));
   const c = budget.take(10).then((l) => (order.push('c'), l));
   await new Promise((r) => setImmediate(r));
-  assert.deepEqual(order, [], 'b waits for room, and c waits behind b (no overtaking)');
+  assert.deepEqual([...order], [], 'b waits for room, and c waits behind b (no overtaking)');
   a.give();
   const [lb, lc] = await Promise.all([b, c]);
-  assert.deepEqual(order, ['b', 'c']);
+  assert.deepEqual([...order], ['b', 'c']);
   assert.equal(budget.inUse, 60);
   const huge = budget.take(500).then((l) => (order.push('huge'), l));
   await new Promise((r) => setImmediate(r));

@@ -4,10 +4,11 @@ import { Exit, StationError, describe, type ExitCode } from '../errors.js';
 import { COMMON_OPTIONS, Context, type Command } from './command.js';
 import { accountCommands } from './commands/account.js';
 import { jobCommands } from './commands/job.js';
+import { daemonCommand, statusCommand } from './commands/daemon.js';
 import { loadCommand } from './commands/load.js';
 import { signCommand } from './commands/sign.js';
 
-const COMMANDS: Command[] = [...accountCommands, ...jobCommands, loadCommand, signCommand];
+const COMMANDS: Command[] = [...accountCommands, ...jobCommands, loadCommand, daemonCommand, statusCommand, signCommand];
 
 const COMMON_HELP = `options every command takes:
   --config FILE     the config file (env STATION_CONFIG; default /etc/import-station/config.yaml)

@@ -2,7 +2,7 @@ import type { HistoryEntry, Job } from '../jobs/store.js';
 import { parseManifest } from '../manifest/parse.js';
 
 /** The JSON shape of a job, named after the original service's fields. */
-export function jobJson(job: Job, history?: HistoryEntry[]) {
+export function jobJson(job: Job, history?: HistoryEntry[], notes?: Array<{ at: number; text: string }>) {
   const manifest = parseManifest(job.currentManifest);
   return {
     jobId: job.id,
@@ -22,11 +22,12 @@ export function jobJson(job: Job, history?: HistoryEntry[]) {
       manifestUpdated: !job.currentManifest.equals(job.originalManifest),
       history: history.map((h) => ({ ...h, at: iso(h.at) })),
     }),
+    ...(notes && notes.length > 0 && { notes: notes.map((n) => ({ at: iso(n.at), text: n.text })) }),
   };
 }
 
-export function statusLines(job: Job, history: HistoryEntry[]): string[] {
-  const j = jobJson(job, history);
+export function statusLines(job: Job, history: HistoryEntry[], notes: Array<{ at: number; text: string }> = []): string[] {
+  const j = jobJson(job, history, notes);
   const lines = [
     `job ${j.jobId}`,
     `  job status     ${j.jobStatus}${j.reason ? ` (${j.reason})` : ''}`,
@@ -38,6 +39,7 @@ export function statusLines(job: Job, history: HistoryEntry[]): string[] {
     `  import log     ${j.logKey !== undefined ? `${j.logBucket}/${j.logKey}` : 'not written yet'}`,
   ];
   if (j.errorCount !== undefined) lines.push(`  errors         ${j.errorCount}`);
+  for (const n of j.notes ?? []) lines.push(`  note           ${n.at}  ${n.text}`);
   lines.push('', `current manifest${j.manifestUpdated ? ' (updated; the SIGNATURE still checks against the original)' : ''}:`);
   lines.push(...j.currentManifest!.replace(/\r?\n$/, '').split(/\r?\n/).map((l) => `  ${l}`));
   lines.push('', 'history:');

@@ -77,6 +77,23 @@ const MIGRATIONS: string[] = [
     FOREIGN KEY (job_id, path) REFERENCES files(job_id, path) ON DELETE CASCADE
   );
   `,
+  // 3: every multipart upload the station started and has not yet completed or aborted, so that one left behind
+  // by a crash is found and aborted; and notes on a job (warnings a person should see in its status)
+  `
+  CREATE TABLE uploads (
+    upload_id  TEXT PRIMARY KEY,
+    job_id     TEXT NOT NULL REFERENCES jobs(id),
+    bucket     TEXT NOT NULL,
+    object_key TEXT NOT NULL,
+    created_at INTEGER NOT NULL
+  );
+  CREATE TABLE job_notes (
+    id     INTEGER PRIMARY KEY AUTOINCREMENT,
+    job_id TEXT NOT NULL REFERENCES jobs(id),
+    at     INTEGER NOT NULL,
+    text   TEXT NOT NULL
+  );
+  `,
 ];
 
 export const SCHEMA_VERSION = MIGRATIONS.length;

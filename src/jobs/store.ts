@@ -215,6 +215,15 @@ export class JobStore {
       .immediate();
   }
 
+  /** A warning a person should see in the job's status (a serial number that differs, an unreplayed journal). */
+  addNote(id: string, text: string): void {
+    this.db.prepare('INSERT INTO job_notes (job_id, at, text) VALUES (?, ?, ?)').run(id, this.clock(), text);
+  }
+
+  notes(id: string): Array<{ at: number; text: string }> {
+    return this.db.prepare('SELECT at, text FROM job_notes WHERE job_id = ? ORDER BY id').all(id) as Array<{ at: number; text: string }>;
+  }
+
   /** Records where the import log was stored and how many files failed. */
   setLog(id: string, logBucket: string, logKey: string, errorCount: number): void {
     this.db.prepare('UPDATE jobs SET log_bucket = ?, log_key = ?, error_count = ? WHERE id = ?').run(logBucket, logKey, errorCount, id);

@@ -69,7 +69,10 @@ export class Journal {
       ),
       parts: db.prepare('SELECT part_number, size, md5, etag, md5_state FROM parts WHERE job_id = ? AND path = ? ORDER BY part_number'),
       forgetUpload: db.prepare(`DELETE FROM files WHERE job_id = ? AND path = ? AND state = 'uploading'`),
-      openUploads: db.prepare(`SELECT path, upload_id, object_key FROM files WHERE job_id = ? AND state = 'uploading'`),
+      register: db.prepare('INSERT OR REPLACE INTO uploads (upload_id, job_id, bucket, object_key, created_at) VALUES (?, ?, ?, ?, ?)'),
+      unregisterFileUpload: db.prepare(
+        `DELETE FROM uploads WHERE upload_id = (SELECT upload_id FROM files WHERE job_id = ? AND path = ? AND upload_id IS NOT NULL)`,
+      ),
       rows: db.prepare(
         `SELECT seq, at, file, status, code, log_key, md5, size, content_type FROM files WHERE job_id = ? AND state = 'done' ORDER BY seq, path`,
       ),
@@ -83,8 +86,10 @@ export class Journal {
     return this.stmts.done.get(this.jobId, path) as { status: number; code: string } | undefined;
   }
 
+  /** The file's row; a multipart upload it had is complete and leaves the registry in the same transaction. */
   recordRow(path: Buffer, seq: number, mtimeMs: number, row: LogRow): void {
     this.db.transaction(() => {
+      this.stmts.unregisterFileUpload.run(this.jobId, path);
       this.stmts.putRow.run({
         job: this.jobId,
         path,
@@ -103,10 +108,12 @@ export class Journal {
     })();
   }
 
-  startUpload(path: Buffer, seq: number, upload: InFlightUpload): void {
+  /** A multipart upload begun: journaled for resume, and registered so that a crash cannot leave it unfound. */
+  startUpload(path: Buffer, seq: number, bucket: string, upload: InFlightUpload): void {
     this.db.transaction(() => {
       this.stmts.dropParts.run(this.jobId, path);
       this.stmts.startUpload.run(this.jobId, path, seq, upload.size, upload.mtimeMs, upload.uploadId, upload.key, upload.partSize);
+      this.stmts.register.run(upload.uploadId, this.jobId, bucket, upload.key, Date.now());
     })();
   }
 
@@ -132,20 +139,16 @@ export class Journal {
     }));
   }
 
-  forgetUpload(path: Buffer): void {
+  /**
+   * Forgets a file's multipart upload. `aborted`: S3 confirmed the abort, so it leaves the registry too;
+   * otherwise it stays registered for the station's sweep to abort later.
+   */
+  forgetUpload(path: Buffer, aborted: boolean): void {
     this.db.transaction(() => {
+      if (aborted) this.stmts.unregisterFileUpload.run(this.jobId, path);
       this.stmts.dropParts.run(this.jobId, path);
       this.stmts.forgetUpload.run(this.jobId, path);
     })();
-  }
-
-  /** Multipart uploads this job started and did not finish. */
-  openUploads(): Array<{ path: Buffer; uploadId: string; key: string }> {
-    return (this.stmts.openUploads.all(this.jobId) as Array<{ path: Buffer; upload_id: string; object_key: string }>).map((r) => ({
-      path: r.path,
-      uploadId: r.upload_id,
-      key: r.object_key,
-    }));
   }
 
   markFileChanged(path: Buffer): void {

@@ -17,6 +17,7 @@ import { Journal } from './journal.js';
 import { KeyMapper, MAX_OBJECT_BYTES, ROWS, type Refusal } from './keys.js';
 import { ObjectWriter } from './objects.js';
 import { Progress } from './progress.js';
+import { abortAbandonedUploads } from './sweep.js';
 import { FileUploader, type StopReason, type UploadResult } from './upload-file.js';
 import { walk, displayPath, type Entry } from './walk.js';
 
@@ -39,7 +40,10 @@ export interface LoadRequest {
   jobHint?: string;
   verify: boolean;
   progress?: Progress;
-  /** stops the load as a shutdown does: in-flight work settled, the job left InProgress to resume */
+  /** told once the device is admitted and its load begins */
+  onAdmitted?: (job: Job, manifest: Manifest) => void;
+  /** stops the load as a shutdown does: in-flight work settled, the job left InProgress to resume; a string
+   * reason (`controller.abort('the drive was removed')`) is what the outcome and the log say */
   signal?: AbortSignal;
 }
 
@@ -65,6 +69,7 @@ type Plan = { row: Refusal } | { key: string };
  */
 export async function loadDevice(station: Station, req: LoadRequest): Promise<LoadOutcome> {
   const { job, manifest } = await admit(station.store, req.root, req.jobHint);
+  req.onAdmitted?.(job, manifest);
   const log = station.log.child({ jobId: job.id, device: req.root });
   log.info({ bucket: manifest.bucket }, 'load started');
   return new Load(station, req, job, manifest, log).run();
@@ -104,7 +109,10 @@ class Load {
 
   async run(): Promise<LoadOutcome> {
     const watcher = setInterval(() => this.checkCanceled(), 1000);
-    const onAbort = () => this.interrupt('the station is shutting down');
+    const onAbort = () => {
+      const reason: unknown = this.req.signal?.reason;
+      this.interrupt(typeof reason === 'string' ? reason : 'the station is shutting down');
+    };
     this.req.signal?.addEventListener('abort', onAbort);
     try {
       await this.count();
@@ -253,10 +261,7 @@ class Load {
   /** Writes the import log, stores it in the log bucket, and ends the job. */
   private async finish(end: LoadEnd): Promise<LoadOutcome> {
     const { store } = this.station;
-    for (const open of this.journal.openUploads()) {
-      await this.writer.abort(open.key, open.uploadId).catch(() => {});
-      this.journal.forgetUpload(open.path);
-    }
+    await abortAbandonedUploads(this.station.journalDb, this.station.client, this.station.limit, this.log, this.job.id);
     const logFile = writeLocalLog(store.dataDir, this.job.id, this.journal.rows());
     const logKey = this.manifest.logPrefix + logName(this.job.id);
     const errorCount = this.journal.errorCount();

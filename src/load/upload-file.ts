@@ -152,7 +152,7 @@ export class FileUploader {
 
     const resumed = await this.resume(f, o, partSize, count, hasher, partMd5s, etags);
     const uploadId = resumed?.uploadId ?? (await writer.create(f.key, this.headers(content, o.mtimeMs)));
-    if (!resumed) journal.startUpload(f.path, f.seq, { uploadId, key: f.key, partSize, size: o.size, mtimeMs: o.mtimeMs });
+    if (!resumed) journal.startUpload(f.path, f.seq, writer.bucket, { uploadId, key: f.key, partSize, size: o.size, mtimeMs: o.mtimeMs });
     const first = resumed?.nextPart ?? 1;
 
     let failure: unknown;
@@ -274,12 +274,14 @@ export class FileUploader {
 
   /** Aborts an upload and forgets it; an abort that fails is logged, and the station's sweep retries it later. */
   private async drop(f: FileToUpload, uploadId: string): Promise<void> {
+    let aborted = false;
     try {
       await this.ctx.writer.abort(f.key, uploadId);
+      aborted = true;
     } catch (err) {
       this.ctx.log.warn({ file: f.text, uploadId, err: (err as Error).message }, 'could not abort a multipart upload');
     }
-    this.ctx.journal.forgetUpload(f.path);
+    this.ctx.journal.forgetUpload(f.path, aborted);
   }
 
   private async read(f: FileToUpload, o: Opened, buf: Buffer, length: number, position: number): Promise<number> {

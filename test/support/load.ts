@@ -34,6 +34,7 @@ export interface LoadSetup {
   jobId: string;
   dir: string;
   dataDir: string;
+  configFile: string;
   /** runs the station and waits; use `runAsync` for anything that reaches S3 through a fault proxy of this process */
   run: (args: string[]) => Result;
   runAsync: (args: string[]) => Promise<Result>;
@@ -45,6 +46,8 @@ export interface SetupOptions {
   manifest?: string;
   /** extra config under `upload:` */
   upload?: string;
+  /** extra top-level config sections */
+  config?: string;
   /** talk to S3 through this endpoint instead of radosgw directly */
   endpoint?: (s3: S3Conf) => Promise<string> | string;
   /** write the SIGNATURE onto the drive (default true) */
@@ -63,7 +66,7 @@ export async function setupLoad(t: Parameters<typeof tempStation>[0], opts: Setu
   const s = tempStation(t);
   writeFileSync(
     s.configFile,
-    `s3:\n  endpoint: ${endpoint}\nupload:\n  multipartThreshold: 5 MiB\n  partSize: 5 MiB\n  maxAttempts: 3\n${opts.upload ?? ''}`,
+    `s3:\n  endpoint: ${endpoint}\nupload:\n  multipartThreshold: 5 MiB\n  partSize: 5 MiB\n  maxAttempts: 3\n${opts.upload ?? ''}${opts.config ?? ''}`,
   );
   const env = { AWS_ACCESS_KEY_ID: s3.accessKeyId, AWS_SECRET_ACCESS_KEY: s3.secretAccessKey };
   const run = (args: string[]) => s.run(args, { env });
@@ -79,7 +82,7 @@ export async function setupLoad(t: Parameters<typeof tempStation>[0], opts: Setu
   const created = await runAsync(['job', 'create', manifestFile, '--json', ...(opts.signature === false ? [] : ['--signature-out', join(drive, 'SIGNATURE')])]);
   if (created.code !== 0) throw new Error(created.stderr);
   const jobId = JSON.parse(created.stdout).jobId as string;
-  return { s3, endpoint, bucket, logBucket, drive, jobId, dir: s.dir, dataDir: s.dataDir, run, runAsync, env };
+  return { s3, endpoint, bucket, logBucket, drive, jobId, dir: s.dir, dataDir: s.dataDir, configFile: s.configFile, run, runAsync, env };
 }
 
 export type LogRecord = Record<'DateTime' | 'File' | 'Status' | 'Code' | 'Key' | 'MD5' | 'Bytes' | 'Content-Type', string>;

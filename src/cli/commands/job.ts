@@ -71,7 +71,8 @@ const status: Command = {
     const store = ctx.store();
     const job = store.get(ctx.args.JOBID!);
     const history = store.history(job.id);
-    ctx.print(jobJson(job, history), () => statusLines(job, history));
+    const notes = store.notes(job.id);
+    ctx.print(jobJson(job, history, notes), () => statusLines(job, history, notes));
   },
 };
 

@@ -1,0 +1,270 @@
+import { mkdirSync } from 'node:fs';
+import { readFile } from 'node:fs/promises';
+import type { Server } from 'node:http';
+import { join } from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
+import type { Logger } from 'pino';
+import type { Config } from '../config.js';
+import { describe, StationError } from '../errors.js';
+import { serialOf } from '../drives/blockdev.js';
+import { MountRefused, mountReadOnly, unmountStale, type MountedDrive } from '../drives/mount.js';
+import { listPartitions } from '../drives/partitions.js';
+import { DriveWatcher, type Drive } from '../drives/watch.js';
+import { isJobId, normalizeJobId } from '../jobs/ids.js';
+import type { JobStore } from '../jobs/store.js';
+import { loadDevice, type Station } from '../load/loader.js';
+import { Progress } from '../load/progress.js';
+import { openStation } from '../load/station.js';
+import { abortAbandonedUploads } from '../load/sweep.js';
+import { parseSignatureFile } from '../signature.js';
+import { describeDrive, driveJson, type DriveState } from './drive-state.js';
+import type { SystemdNotifier } from './notify.js';
+import { serveStatus } from './status-server.js';
+
+/** A load that has not moved forward for this long is stuck: the watchdog stops being fed and systemd restarts us. */
+const STALL_MS = 5 * 60_000;
+/** How long a shutdown waits for in-flight requests to settle. */
+const STOP_WAIT_MS = 60_000;
+/** A new directory settles this long before it is read: a copy or an automount may still be under way. */
+const SETTLE_MS = 1000;
+
+export const runDir = (config: Config) => join(config.dataDir, 'run');
+export const socketPath = (config: Config) => join(runDir(config), 'station.sock');
+
+/**
+ * The station as a service: watches for drives, loads each with the same code as `station load`, tells the
+ * technician when a drive can be unplugged, and resumes whatever a crash, a restart or a pulled cable stopped.
+ */
+export class Daemon {
+  private readonly station: Station;
+  private readonly watcher: DriveWatcher;
+  private readonly drives = new Map<string, DriveState>();
+  private readonly tasks = new Set<Promise<void>>();
+  /** jobs being loaded now, and by which drive: a second drive with the same SIGNATURE is refused */
+  private readonly loadingJobs = new Map<string, string>();
+  private server?: Server;
+  private timers: NodeJS.Timeout[] = [];
+  private stopping = false;
+
+  constructor(
+    private readonly config: Config,
+    store: JobStore,
+    private readonly log: Logger,
+    private readonly notifier: SystemdNotifier,
+  ) {
+    this.station = openStation(store, config, log);
+    mkdirSync(join(runDir(config), 'mnt'), { recursive: true, mode: 0o700 });
+    this.watcher = new DriveWatcher({
+      mountRoots: config.drives.mountRoots,
+      pollIntervalMs: config.drives.pollIntervalMs,
+      partitions: config.drives.autoMount,
+      ownMounts: join(runDir(config), 'mnt'),
+      log,
+    });
+  }
+
+  async start(): Promise<void> {
+    const stale = await unmountStale(runDir(this.config));
+    if (stale.length > 0) this.log.info({ mountpoints: stale }, 'unmounted what a previous run left mounted');
+    const expired = this.station.store.expireOverdue();
+    if (expired.length > 0) this.log.info({ jobs: expired }, 'jobs expired');
+    const aborted = await abortAbandonedUploads(this.station.journalDb, this.station.client, this.station.limit, this.log).catch((err) => {
+      this.log.warn({ err: describe(err) }, 'could not sweep abandoned multipart uploads; will try at the next start');
+      return 0;
+    });
+    this.server = await serveStatus(join(runDir(this.config), 'station.sock'), () => this.status());
+    this.watcher.on('attached', (drive) => this.attached(drive));
+    this.watcher.on('detached', (drive) => this.detached(drive));
+    await this.watcher.start();
+    this.timers.push(setInterval(() => this.feedWatchdog(), this.notifier.watchdogIntervalMs() ?? 10_000));
+    this.timers.push(setInterval(() => void this.notifier.status(this.summary()), 5000));
+    this.timers.push(setInterval(() => this.station.store.expireOverdue(), 3600_000));
+    this.log.info({ mountRoots: this.config.drives.mountRoots, autoMount: this.config.drives.autoMount, abortedUploads: aborted }, 'station ready');
+    await this.notifier.ready(this.summary());
+  }
+
+  /** SIGTERM: no new work, in-flight requests settled (within a bound), the journal flushed, everything unmounted. */
+  async stop(): Promise<void> {
+    if (this.stopping) return;
+    this.stopping = true;
+    this.log.info({ loading: this.loadingJobs.size }, 'stopping');
+    await this.notifier.stopping();
+    await this.watcher.stop();
+    for (const s of this.drives.values()) s.controller.abort('the station is shutting down');
+    const settled = Promise.all(this.tasks);
+    const timedOut = await Promise.race([settled.then(() => false), sleep(STOP_WAIT_MS, undefined, { ref: false }).then(() => true)]);
+    if (timedOut) this.log.warn('in-flight work did not settle in time; the journal keeps what S3 acknowledged');
+    for (const t of this.timers) clearInterval(t);
+    await new Promise((r) => this.server?.close(r));
+    this.station.client.destroy();
+    this.station.journalDb.close();
+    this.log.info('stopped');
+  }
+
+  status() {
+    return {
+      pid: process.pid,
+      mountRoots: this.config.drives.mountRoots,
+      autoMount: this.config.drives.autoMount,
+      drives: [...this.drives.values()].map(driveJson),
+    };
+  }
+
+  private summary(): string {
+    const loading = [...this.drives.values()].filter((s) => s.stage === 'loading');
+    if (loading.length === 0) return `idle; ${this.drives.size} drive(s) attached`;
+    return loading.map((s) => `${s.jobId}: ${s.progress?.line() ?? ''}`).join('; ');
+  }
+
+  /** Fed only while the station is well: idle, or every load moving forward. */
+  private feedWatchdog(): void {
+    try {
+      this.station.store.db.prepare('SELECT 1').get();
+    } catch {
+      return;
+    }
+    const now = Date.now();
+    for (const s of this.drives.values()) {
+      if (s.stage !== 'loading' || !s.progress) continue;
+      const moved = s.progress.doneBytes + s.progress.doneFiles;
+      if (moved !== s.lastDoneBytes) {
+        s.lastDoneBytes = moved;
+        s.lastProgressAt = now;
+      } else if (now - s.lastProgressAt > STALL_MS) {
+        this.log.error({ jobId: s.jobId, drive: describeDrive(s.drive) }, 'a load has made no progress for 5 minutes; the watchdog is no longer fed');
+        return;
+      }
+    }
+    void this.notifier.watchdog();
+  }
+
+  private attached(drive: Drive): void {
+    if (this.stopping) return;
+    const known = this.drives.get(drive.id);
+    if (known && known.stage !== 'removed' && known.stage !== 'interrupted' && !(known.drive.kind === 'directory' && drive.kind === 'mount')) return;
+    const state: DriveState = { drive, stage: 'waiting', since: Date.now(), controller: new AbortController(), lastProgressAt: Date.now(), lastDoneBytes: 0 };
+    this.drives.set(drive.id, state);
+    this.log.info({ drive: describeDrive(drive), kind: drive.kind }, 'drive attached');
+    const earlier = known?.task ?? Promise.resolve();
+    const task = earlier.then(() => this.handle(state)).finally(() => this.tasks.delete(task));
+    state.task = task;
+    this.tasks.add(task);
+  }
+
+  private detached(drive: Drive): void {
+    const s = this.drives.get(drive.id);
+    if (!s) return;
+    if (s.stage === 'loading' || s.stage === 'verifying' || s.stage === 'mounting' || s.stage === 'waiting') {
+      this.log.warn({ drive: describeDrive(drive), jobId: s.jobId }, 'drive removed during its load: plug it back to resume');
+      s.controller.abort('the drive was removed: plug it back to resume');
+      this.move(s, 'removed', 'drive removed, plug it back to resume');
+    } else {
+      this.log.info({ drive: describeDrive(drive), jobId: s.jobId }, 'drive detached');
+      this.drives.delete(drive.id);
+    }
+  }
+
+  private move(s: DriveState, stage: DriveState['stage'], detail?: string): void {
+    s.stage = stage;
+    s.detail = detail;
+    s.since = Date.now();
+    this.log.info({ drive: describeDrive(s.drive), jobId: s.jobId, stage, detail }, `drive ${stage}`);
+    void this.notifier.status(this.summary());
+  }
+
+  private async handle(s: DriveState): Promise<void> {
+    let mounted: MountedDrive | undefined;
+    try {
+      const root = await this.rootOf(s, (m) => (mounted = m));
+      if (root === undefined || s.controller.signal.aborted) return;
+      s.root = root;
+      const jobId = await peekJobId(root);
+      const other = jobId && this.loadingJobs.get(jobId);
+      if (jobId && other) {
+        this.move(s, 'refused', `job ${jobId} is already loading from ${other}`);
+        return;
+      }
+      if (jobId) this.loadingJobs.set(jobId, describeDrive(s.drive));
+      try {
+        await this.load(s, root, mounted);
+      } finally {
+        if (jobId && this.loadingJobs.get(jobId) === describeDrive(s.drive)) this.loadingJobs.delete(jobId);
+      }
+    } catch (err) {
+      if (err instanceof MountRefused) this.move(s, 'refused', `cannot mount: ${err.reason}`);
+      else if (err instanceof StationError) this.move(s, 'refused', `${err.code}: ${err.message}`);
+      else {
+        this.log.error({ drive: describeDrive(s.drive), err: describe(err), stack: (err as Error).stack }, 'drive failed');
+        this.move(s, 'refused', `internal error: ${describe(err)}`);
+      }
+    } finally {
+      const m = mounted as MountedDrive | undefined;
+      if (m) await m.unmount().catch((err) => this.log.warn({ device: m.device, err: describe(err) }, 'could not unmount'));
+    }
+  }
+
+  /** Where the drive's files are: the path, or a read-only mount this daemon makes. */
+  private async rootOf(s: DriveState, onMount: (m: MountedDrive) => void): Promise<string | undefined> {
+    const d = s.drive;
+    if (d.kind === 'mount') return d.path;
+    if (d.kind === 'directory') {
+      await sleep(SETTLE_MS);
+      const now = this.watcher.get(d.id);
+      // It became a mount point meanwhile: the mount is the drive, handled as such.
+      return now && now.kind === 'directory' ? d.path : undefined;
+    }
+    // A partition: let an automounter take it first, if the machine has one.
+    await sleep(this.config.drives.pollIntervalMs * 2);
+    const part = (await listPartitions()).find((p) => p.device === d.device);
+    if (!part) return undefined;
+    if (part.mounted) {
+      this.move(s, 'set-aside', 'mounted by someone else: loaded from its mount point if under a mount root');
+      return undefined;
+    }
+    this.move(s, 'mounting');
+    const m = await mountReadOnly(d.device, runDir(this.config));
+    onMount(m);
+    return m.mountpoint;
+  }
+
+  private async load(s: DriveState, root: string, mounted: MountedDrive | undefined): Promise<void> {
+    this.move(s, 'verifying');
+    s.progress = new Progress();
+    const outcome = await loadDevice(this.station, {
+      root,
+      verify: false,
+      progress: s.progress,
+      signal: s.controller.signal,
+      onAdmitted: (job, manifest) => {
+        s.jobId = job.id;
+        this.move(s, 'loading');
+        void this.checkSerial(s, mounted, job.id, manifest.deviceId);
+        for (const note of mounted?.notes ?? []) this.station.store.addNote(job.id, note);
+      },
+    });
+    const { job, end } = outcome;
+    if (end.kind === 'interrupted') {
+      if (s.stage !== 'removed') this.move(s, 'interrupted', `${end.reason}; job ${job.id} stays InProgress`);
+      return;
+    }
+    this.move(s, 'done', `job ${job.id} ${job.jobStatus}${outcome.errorCount ? ` (${outcome.errorCount} errors)` : ''}: safe to unplug`);
+  }
+
+  /** The manifest's deviceId against the device's serial number: a warning on the job, not a refusal. */
+  private async checkSerial(s: DriveState, mounted: MountedDrive | undefined, jobId: string, deviceId: string): Promise<void> {
+    const device = mounted?.device ?? (s.drive.kind === 'mount' ? s.drive.device : undefined);
+    const serial = mounted?.serial ?? (device?.startsWith('/dev/') ? await serialOf(device).catch(() => undefined) : undefined);
+    if (serial === undefined || serial === deviceId) return;
+    const note = `the device's serial number ${serial} differs from the manifest's deviceId ${deviceId}`;
+    this.station.store.addNote(jobId, note);
+    this.log.warn({ jobId, serial, deviceId }, note);
+  }
+}
+
+/** The job a drive's SIGNATURE names, if it has a readable one. */
+async function peekJobId(root: string): Promise<string | undefined> {
+  const text = await readFile(join(root, 'SIGNATURE'), 'utf8').catch(() => undefined);
+  if (text === undefined) return undefined;
+  const parsed = parseSignatureFile(text);
+  return parsed.ok && isJobId(parsed.file.jobId) ? normalizeJobId(parsed.file.jobId) : undefined;
+}

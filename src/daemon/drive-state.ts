@@ -1,0 +1,50 @@
+import type { Progress } from '../load/progress.js';
+import type { Drive } from '../drives/watch.js';
+
+/** What the daemon is doing with one drive, as `station status` shows it. */
+export type DriveStage =
+  | 'waiting' // just seen; settling (a copy still arriving, an automounter still mounting)
+  | 'mounting'
+  | 'verifying' // reading and checking its SIGNATURE
+  | 'loading'
+  | 'done' // safe to unplug
+  | 'refused' // not loaded, and why
+  | 'removed' // pulled mid-load: plug it back to resume
+  | 'interrupted' // stopped mid-load for another reason; loads again when seen again
+  | 'set-aside'; // not for the station (mounted by someone else, autoMount off)
+
+export interface DriveState {
+  drive: Drive;
+  stage: DriveStage;
+  detail?: string;
+  jobId?: string;
+  root?: string;
+  since: number;
+  progress?: Progress;
+  controller: AbortController;
+  /** the last time the load moved forward, for the watchdog */
+  lastProgressAt: number;
+  lastDoneBytes: number;
+  /** the work on this drive; a drive plugged back waits for the work on its earlier attach to settle */
+  task?: Promise<void>;
+}
+
+export function describeDrive(d: Drive): string {
+  return d.kind === 'partition' ? d.device : d.kind === 'mount' ? `${d.path} (${d.device})` : d.path;
+}
+
+/** The JSON the status socket serves for one drive. */
+export function driveJson(s: DriveState) {
+  const snap = s.progress?.snapshot();
+  return {
+    drive: describeDrive(s.drive),
+    kind: s.drive.kind,
+    stage: s.stage,
+    ...(s.detail !== undefined && { detail: s.detail }),
+    ...(s.jobId !== undefined && { jobId: s.jobId }),
+    ...(s.root !== undefined && { root: s.root }),
+    since: new Date(s.since).toISOString(),
+    ...(snap && s.stage === 'loading' && { progress: snap }),
+    safeToUnplug: s.stage !== 'loading' && s.stage !== 'verifying' && s.stage !== 'mounting' && s.stage !== 'waiting',
+  };
+}

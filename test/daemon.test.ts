@@ -1,0 +1,160 @@
+import assert from 'node:assert/strict';
+import { mkdirSync, readFileSync, renameSync, cpSync } from 'node:fs';
+import { join } from 'node:path';
+import { test } from 'node:test';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { DaemonProcess, stageIs } from './support/daemon.js';
+import { startFaultProxy, type FaultProxy } from './support/fault-proxy.js';
+import { MiB, bytes, logFromBucket, md5, objectsIn, openUploads, setupLoad, writeDrive, type LoadSetup } from './support/load.js';
+
+/** A station whose daemon watches `media/` in its temp folder, S3 reached through a fault proxy. */
+async function daemonSetup(t: Parameters<typeof setupLoad>[0], upload = '') {
+  let proxy: FaultProxy | undefined;
+  const setup = await setupLoad(t, {
+    endpoint: async (s3) => {
+      proxy = await startFaultProxy(s3.endpoint);
+      t.after(() => proxy!.close());
+      return proxy.endpoint;
+    },
+    upload,
+    config: 'drives:\n  mountRoots: [/MEDIA-PLACEHOLDER]\n  pollIntervalMs: 200\n  autoMount: false\n',
+  });
+  const media = join(setup.dir, 'media');
+  mkdirSync(media);
+  const text = readFileSync(setup.configFile, 'utf8').replace('/MEDIA-PLACEHOLDER', media);
+  (await import('node:fs')).writeFileSync(setup.configFile, text);
+  return { setup, media, proxy: proxy! };
+}
+
+function daemon(t: { after: (fn: () => Promise<unknown>) => void }, setup: LoadSetup): DaemonProcess {
+  const d = new DaemonProcess(setup);
+  t.after(async () => {
+    if (d.child.exitCode === null) await d.kill('SIGKILL');
+  });
+  return d;
+}
+
+/** The drive's files as the daemon must store them. */
+function driveFiles(): Record<string, Buffer> {
+  const files: Record<string, Buffer> = { 'big.bin': bytes(31 * MiB, 11) };
+  for (let i = 0; i < 12; i++) files[`docs/f${i}.txt`] = bytes(2000 + i, i);
+  return files;
+}
+
+/** Every object equals the drive's file, the log has exactly one row per file, no multipart upload is open. */
+async function assertLoaded(setup: LoadSetup, files: Record<string, Buffer>): Promise<void> {
+  const objects = await objectsIn(setup.s3, setup.bucket);
+  assert.deepEqual([...objects.keys()].sort(), Object.keys(files).sort());
+  for (const [name, content] of Object.entries(files)) assert.equal(md5(objects.get(name)!), md5(content), name);
+  const { rows } = await logFromBucket(setup);
+  assert.deepEqual(rows.map((r) => r.File).sort(), ['SIGNATURE', ...Object.keys(files)].sort(), 'exactly one row per file');
+  for (const row of rows.filter((r) => r.Status === '200')) assert.equal(row.MD5, md5(files[row.File]!), row.File);
+  assert.equal(await openUploads(setup.s3, setup.bucket), 0, 'no multipart upload left open');
+}
+
+const status = async (setup: LoadSetup) => JSON.parse((await setup.runAsync(['status', '--json'])).stdout);
+
+test('a directory appearing under a mount root is loaded; station status says when it is safe to unplug', async (t) => {
+  const { setup, media } = await daemonSetup(t);
+  const files = { 'a.txt': Buffer.from('a'), 'dir/b.txt': Buffer.from('b') };
+  writeDrive(setup.drive, files);
+  const d = daemon(t, setup);
+  await d.waitFor((e) => e.msg === 'station ready', 'ready');
+  assert.deepEqual((await status(setup)).drives, []);
+  renameSync(setup.drive, join(media, 'drive1'));
+  await d.waitFor(stageIs(setup.jobId, 'done'), 'done');
+  const st = await status(setup);
+  assert.equal(st.drives.length, 1);
+  assert.equal(st.drives[0].stage, 'done');
+  assert.equal(st.drives[0].safeToUnplug, true);
+  assert.match(st.drives[0].detail, /Completed.*safe to unplug/);
+  const plain = await setup.runAsync(['status']);
+  assert.match(plain.stdout, new RegExp(`${setup.jobId}  done - job ${setup.jobId} Completed: safe to unplug`));
+  await assertLoaded(setup, files);
+  renameSync(join(media, 'drive1'), join(setup.dir, 'unplugged'));
+  await d.waitFor((e) => e.msg === 'drive detached', 'detached');
+  assert.equal(await d.kill('SIGTERM'), 0);
+});
+
+test('kill -9 in the middle of a multipart upload: the restarted daemon resumes after the last part S3 holds', async (t) => {
+  const { setup, media, proxy } = await daemonSetup(t, '  maxRequests: 2\n');
+  const files = driveFiles();
+  writeDrive(setup.drive, files);
+  proxy.addRule({ match: (r) => r.method === 'PUT' && r.query.has('partNumber'), fault: { kind: 'delay', ms: 400 }, times: 1000 });
+  renameSync(setup.drive, join(media, 'drive1'));
+  const first = daemon(t, setup);
+  const partsDone = () => proxy.log.filter((l) => l.query.includes('partNumber') && l.status === 200).length;
+  for (let i = 0; i < 300 && partsDone() < 2; i++) await sleep(50);
+  assert.ok(partsDone() >= 2, 'two parts were stored before the kill');
+  await first.kill('SIGKILL');
+  const acknowledged = partsDone();
+  assert.ok(acknowledged < 7, 'killed mid-upload');
+
+  const second = daemon(t, setup);
+  await second.waitFor(stageIs(setup.jobId, 'done'), 'done after resume', 120_000);
+  await second.waitFor((e) => e.msg === 'resuming a multipart upload', 'resume');
+  await assertLoaded(setup, files);
+  const part1 = proxy.log.filter((l) => /partNumber=1(&|$)/.test(l.query) && l.method === 'PUT');
+  assert.equal(part1.length, 1, 'part 1 was not sent again');
+  assert.equal(await second.kill('SIGTERM'), 0);
+});
+
+test('the drive pulled mid-load: the job stays InProgress, and plugging it back resumes it', async (t) => {
+  const { setup, media, proxy } = await daemonSetup(t, '  maxRequests: 2\n');
+  const files = driveFiles();
+  writeDrive(setup.drive, files);
+  proxy.addRule({ match: (r) => r.method === 'PUT', fault: { kind: 'delay', ms: 600 }, times: 1000 });
+  const d = daemon(t, setup);
+  await d.waitFor((e) => e.msg === 'station ready', 'ready');
+  renameSync(setup.drive, join(media, 'drive1'));
+  await d.waitFor(stageIs(setup.jobId, 'loading'), 'loading');
+  await sleep(800);
+  renameSync(join(media, 'drive1'), join(setup.dir, 'in-hand'));
+  await d.waitFor(stageIs(setup.jobId, 'removed'), 'removed');
+  const st = await status(setup);
+  assert.equal(st.drives[0].stage, 'removed');
+  assert.match(st.drives[0].detail, /plug it back to resume/);
+  await sleep(1500);
+  const job = JSON.parse((await setup.runAsync(['job', 'status', setup.jobId, '--json'])).stdout);
+  assert.equal(job.jobStatus, 'InProgress');
+  renameSync(join(setup.dir, 'in-hand'), join(media, 'drive1'));
+  await d.waitFor(stageIs(setup.jobId, 'done'), 'done after plugging back', 120_000);
+  await assertLoaded(setup, files);
+  assert.equal(await d.kill('SIGTERM'), 0);
+});
+
+test('SIGTERM mid-load exits 0 with the job InProgress; the next start finishes it', async (t) => {
+  const { setup, media, proxy } = await daemonSetup(t);
+  const files = driveFiles();
+  writeDrive(setup.drive, files);
+  proxy.addRule({ match: (r) => r.method === 'PUT', fault: { kind: 'delay', ms: 300 }, times: 1000 });
+  renameSync(setup.drive, join(media, 'drive1'));
+  const first = daemon(t, setup);
+  await first.waitFor(stageIs(setup.jobId, 'loading'), 'loading');
+  await sleep(600);
+  assert.equal(await first.kill('SIGTERM'), 0);
+  assert.ok(first.events.some((e) => e.msg === 'stopped'));
+  const job = JSON.parse((await setup.runAsync(['job', 'status', setup.jobId, '--json'])).stdout);
+  assert.equal(job.jobStatus, 'InProgress');
+  const second = daemon(t, setup);
+  await second.waitFor(stageIs(setup.jobId, 'done'), 'done', 120_000);
+  await assertLoaded(setup, files);
+  assert.equal(await second.kill('SIGTERM'), 0);
+});
+
+test('a second drive with the SIGNATURE of a job already loading is refused and reported', async (t) => {
+  const { setup, media, proxy } = await daemonSetup(t, '  maxRequests: 2\n');
+  const files = driveFiles();
+  writeDrive(setup.drive, files);
+  cpSync(setup.drive, join(setup.dir, 'twin'), { recursive: true });
+  proxy.addRule({ match: (r) => r.method === 'PUT', fault: { kind: 'delay', ms: 600 }, times: 1000 });
+  const d = daemon(t, setup);
+  await d.waitFor((e) => e.msg === 'station ready', 'ready');
+  renameSync(setup.drive, join(media, 'drive1'));
+  await d.waitFor(stageIs(setup.jobId, 'loading'), 'loading');
+  renameSync(join(setup.dir, 'twin'), join(media, 'drive2'));
+  const refused = await d.waitFor((e) => e.stage === 'refused', 'refused');
+  assert.match(String(refused.detail), new RegExp(`job ${setup.jobId} is already loading from .*drive1`));
+  await d.waitFor(stageIs(setup.jobId, 'done'), 'done', 120_000);
+  await assertLoaded(setup, files);
+});

@@ -1,0 +1,67 @@
+import { spawn, type ChildProcess } from 'node:child_process';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { ROOT, STATION } from './station.js';
+import type { LoadSetup } from './load.js';
+
+export interface LogEvent {
+  msg: string;
+  level: number;
+  jobId?: string;
+  stage?: string;
+  drive?: string;
+  [k: string]: unknown;
+}
+
+/** `station daemon` as a subprocess, its JSON log lines collected. */
+export class DaemonProcess {
+  readonly events: LogEvent[] = [];
+  readonly child: ChildProcess;
+  stderr = '';
+  private exited?: Promise<number | null>;
+
+  constructor(setup: LoadSetup, extraEnv: Record<string, string> = {}) {
+    const env: NodeJS.ProcessEnv = { ...process.env };
+    for (const k of Object.keys(env)) if (k.startsWith('AWS_') || k.startsWith('STATION_')) delete env[k];
+    Object.assign(env, setup.env, { STATION_CONFIG: setup.configFile, STATION_DATA_DIR: setup.dataDir }, extraEnv);
+    this.child = spawn(process.execPath, [STATION, 'daemon'], { env, cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'] });
+    let buffered = '';
+    this.child.stdout!.setEncoding('utf8').on('data', (d: string) => {
+      buffered += d;
+      let nl: number;
+      while ((nl = buffered.indexOf('\n')) >= 0) {
+        const line = buffered.slice(0, nl);
+        buffered = buffered.slice(nl + 1);
+        try {
+          this.events.push(JSON.parse(line) as LogEvent);
+        } catch {
+          this.events.push({ msg: `not JSON: ${line}`, level: 60 });
+        }
+      }
+    });
+    this.child.stderr!.setEncoding('utf8').on('data', (d: string) => (this.stderr += d));
+    this.exited = new Promise((resolve) => this.child.on('exit', (code) => resolve(code)));
+  }
+
+  /** Waits until a log event matches; fails with the log so far after `ms`. */
+  async waitFor(match: (e: LogEvent) => boolean, what: string, ms = 60_000): Promise<LogEvent> {
+    const deadline = Date.now() + ms;
+    while (Date.now() < deadline) {
+      const found = this.events.find(match);
+      if (found) return found;
+      if (this.child.exitCode !== null) break;
+      await sleep(50);
+    }
+    throw new Error(`daemon: no "${what}" within ${ms} ms (exit ${this.child.exitCode}); log:\n${this.events.map((e) => JSON.stringify(e)).join('\n')}\n${this.stderr}`);
+  }
+
+  kill(signal: NodeJS.Signals): Promise<number | null> {
+    this.child.kill(signal);
+    return this.exited!;
+  }
+
+  exit(): Promise<number | null> {
+    return this.exited!;
+  }
+}
+
+export const stageIs = (jobId: string, stage: string) => (e: LogEvent) => e.jobId === jobId && e.stage === stage;
