@@ -462,24 +462,30 @@ function objectHeaders(obj: StoredObject): http.OutgoingHttpHeaders {
 
 // ---------------------------------------------------------------------------------------------- handlers
 
-async function putObject(req: http.IncomingMessage, res: http.ServerResponse, bucketName: string, key: string) {
-  if (req.headers['x-amz-copy-source'] !== undefined) {
-    throw new S3Error(501, 'NotImplemented', 'CopyObject is not supported by the discard sink');
-  }
+/** Reads and hashes a body, counts how it was sent, and refuses it (BadDigest) when its Content-MD5 differs. */
+async function checkedBody(req: http.IncomingMessage, bucket: ReturnType<typeof getBucket>, what: string) {
   const expected = parseContentMd5(req);
   const { size, md5 } = await hashBody(req);
-  const bucket = getBucket(bucketName);
-  bucket.counters.putObject++;
   countPayload(bucket, req, expected !== undefined);
   if (expected !== undefined && !expected.equals(md5)) {
     bucket.counters.badDigest++;
     throw new S3Error(
       400,
       'BadDigest',
-      `The Content-MD5 you specified did not match what we received (sent ${expected.toString('base64')}, ` +
-        `received body of ${size} bytes with MD5 ${md5.toString('base64')})`,
+      `The Content-MD5 you specified did not match what we received (${what}: sent ${expected.toString('base64')}, ` +
+        `received ${size} bytes with MD5 ${md5.toString('base64')})`,
     );
   }
+  return { size, md5 };
+}
+
+async function putObject(req: http.IncomingMessage, res: http.ServerResponse, bucketName: string, key: string) {
+  if (req.headers['x-amz-copy-source'] !== undefined) {
+    throw new S3Error(501, 'NotImplemented', 'CopyObject is not supported by the discard sink');
+  }
+  const bucket = getBucket(bucketName);
+  bucket.counters.putObject++;
+  const { size, md5 } = await checkedBody(req, bucket, 'the object');
   const etag = `"${md5.toString('hex')}"`;
   storeObject(bucket, key, {
     size,
@@ -511,20 +517,9 @@ async function uploadPart(
     req.resume();
     throw new S3Error(404, 'NoSuchUpload', `The specified upload does not exist: ${uploadId}`);
   }
-  const expected = parseContentMd5(req);
-  const { size, md5 } = await hashBody(req);
   const bucket = getBucket(bucketName);
   bucket.counters.uploadPart++;
-  countPayload(bucket, req, expected !== undefined);
-  if (expected !== undefined && !expected.equals(md5)) {
-    bucket.counters.badDigest++;
-    throw new S3Error(
-      400,
-      'BadDigest',
-      `The Content-MD5 you specified did not match what we received (part ${partNumber}: sent ` +
-        `${expected.toString('base64')}, received ${size} bytes with MD5 ${md5.toString('base64')})`,
-    );
-  }
+  const { size, md5 } = await checkedBody(req, bucket, `part ${partNumber}`);
   if (!uploads.has(uploadId)) throw new S3Error(404, 'NoSuchUpload', `upload ${uploadId} was aborted meanwhile`);
   upload.parts.set(partNumber, { size, md5 });
   sendEmpty(res, 200, { etag: `"${md5.toString('hex')}"` });

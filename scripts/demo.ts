@@ -7,11 +7,11 @@
  * fixtures/manifests/good/full.yaml with its SIGNATURE written onto a staging copy of the fixture drive
  * fixtures/drives/seed-example (outside the watched folder), and `station daemon` is started, watching one mount
  * root in the temp folder (no automounting: the machine's real block devices are left alone). Its JSON log lines
- * are shown one readable line each. The drive is then "plugged in": the staging copy is renamed into the mount
- * root, atomically, as a technician's finished copy would appear. `station status` is polled until the daemon has
- * loaded the drive; then the job's status, the import log fetched back from the log bucket and the bucket's
- * objects are shown, and the daemon is stopped with SIGTERM, as systemd would. Everything lives in one temp folder,
- * kept for a look afterwards (`--clean` removes it).
+ * are shown one readable line each; once it is ready, `station status` shows it with no drives. The drive is then
+ * "plugged in": the staging copy is renamed into the mount root, atomically, as a technician's finished copy
+ * would appear. `station status` is polled until the daemon has loaded the drive; then the job's status, the
+ * import log fetched back from the log bucket and the bucket's objects are shown, and the daemon is stopped with
+ * SIGTERM, as systemd would. Everything lives in one temp folder, kept for a look afterwards (`--clean` removes it).
  */
 import { CreateBucketCommand, GetObjectCommand, HeadObjectCommand, ListObjectsV2Command, S3Client } from '@aws-sdk/client-s3';
 import { spawn, type ChildProcess } from 'node:child_process';
@@ -40,6 +40,8 @@ const S3_CREDENTIALS = { accessKeyId: 'S3RVER', secretAccessKey: 'S3RVER' };
 const READY_TIMEOUT_MS = 30_000;
 /** How long the drive may take, from its plugging in, to be `done`. */
 const LOAD_TIMEOUT_MS = 120_000;
+/** How long the daemon may take to notice the drive at all: it reacts to a new folder at once. */
+const NOTICE_TIMEOUT_MS = 15_000;
 const STATUS_POLL_MS = 500;
 /** How long a stopping daemon may take to exit: its own bound on settling in-flight work is 60 s. */
 const STOP_TIMEOUT_MS = 75_000;
@@ -272,10 +274,10 @@ class DaemonProcess {
     });
   }
 
-  /** SIGTERM, as systemd stops it; SIGKILL if it has not exited after `STOP_TIMEOUT_MS`. */
-  async stop(): Promise<Exit> {
+  /** SIGTERM (unless `signal` is false: it has one already), as systemd stops it; SIGKILL if it has not exited after `STOP_TIMEOUT_MS`. */
+  async stop(signal = true): Promise<Exit> {
     if (this.exit) return this.exit;
-    this.child.kill('SIGTERM');
+    if (signal) this.child.kill('SIGTERM');
     const timer = setTimeout(() => {
       console.error(`demo: the daemon has not exited ${STOP_TIMEOUT_MS / 1000} s after SIGTERM: killing it`);
       this.child.kill('SIGKILL');
@@ -306,7 +308,8 @@ interface DriveStatus {
  * first time the drive is seen and not yet done.
  */
 async function waitForDrive(env: NodeJS.ProcessEnv, daemon: DaemonProcess, path: string): Promise<DriveStatus> {
-  const deadline = Date.now() + LOAD_TIMEOUT_MS;
+  const start = Date.now();
+  const deadline = start + LOAD_TIMEOUT_MS;
   let shown = false;
   let last: DriveStatus | undefined;
   for (;;) {
@@ -332,6 +335,9 @@ async function waitForDrive(env: NodeJS.ProcessEnv, daemon: DaemonProcess, path:
         shown = true;
         expectOk('station status', (await station(env, ['status'])).code);
       }
+    }
+    if (!last && !daemon.lines.some((l) => l.msg === 'drive attached' && l.drive === path) && Date.now() - start >= NOTICE_TIMEOUT_MS) {
+      throw new DemoError(`the daemon has not noticed the drive ${NOTICE_TIMEOUT_MS / 1000} s after it was plugged in: no "drive attached" in its log, no drive in station status`);
     }
     if (Date.now() >= deadline) {
       throw new DemoError(
@@ -454,6 +460,7 @@ async function main(argv: string[]): Promise<number> {
     if (interrupted) throw new DemoError(`interrupted by ${interrupted}`);
     daemon = liveDaemon = new DaemonProcess(env);
     await daemon.waitFor((l) => l.msg === 'station ready', '"station ready"', READY_TIMEOUT_MS);
+    expectOk('station status', (await station(env, ['status'])).code);
 
     heading('a drive plugged in');
     // A rename is atomic: the daemon sees the whole drive appear at once, as a technician's finished copy.
@@ -517,8 +524,10 @@ async function main(argv: string[]): Promise<number> {
   } finally {
     // The daemon first: it may still have requests in flight to s3rver.
     if (daemon && !daemon.exit) {
-      console.error(`demo: stopping the daemon (pid ${daemon.pid}) with SIGTERM`);
-      const exit = await daemon.stop();
+      // After Ctrl-C in the terminal, the daemon has the signal too and is stopping by itself.
+      const stopping = daemon.lines.some((l) => l.msg === 'signal received');
+      console.error(`demo: ${stopping ? 'waiting for the daemon to stop' : `stopping the daemon (pid ${daemon.pid}) with SIGTERM`}`);
+      const exit = await daemon.stop(!stopping);
       if (exit.code !== 0) console.error(`demo: ${daemon.describeExit()}`);
     }
     client?.destroy();

@@ -112,13 +112,19 @@ export function loadConfig(sources: ConfigSources): Config {
       configured: custom || raw?.s3 !== undefined || Boolean(env.AWS_ACCESS_KEY_ID || env.AWS_PROFILE),
     },
     upload,
-    log: { level: (env.STATION_LOG_LEVEL as LogLevel | undefined) ?? (values['log.level'] as LogLevel | undefined) ?? 'info' },
+    log: { level: envLogLevel(env.STATION_LOG_LEVEL) ?? (values['log.level'] as LogLevel | undefined) ?? 'info' },
     drives: {
       mountRoots: (values['drives.mountRoots'] as string[] | undefined) ?? ['/media', '/run/media', '/mnt'],
       pollIntervalMs: (values['drives.pollIntervalMs'] as number | undefined) ?? 1000,
       autoMount: (values['drives.autoMount'] as boolean | undefined) ?? true,
     },
   };
+}
+
+function envLogLevel(value: string | undefined): LogLevel | undefined {
+  if (value === undefined || value === '') return undefined;
+  if (!(LOG_LEVELS as readonly string[]).includes(value)) throw configError(`STATION_LOG_LEVEL: "${value}" is not one of ${LOG_LEVELS.join(', ')}`);
+  return value as LogLevel;
 }
 
 function readConfigFile(file: string, mustExist: boolean): Record<string, unknown> | undefined {

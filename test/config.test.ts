@@ -71,6 +71,24 @@ test('unknown keys and bad values are refused with the key named, exit 2 from th
   }
 });
 
+test('a bad STATION_LOG_LEVEL is a config error naming the variable', (t) => {
+  const s = tempStation(t);
+  const r = s.run(['job', 'list'], { env: { STATION_LOG_LEVEL: 'loud' } });
+  assert.equal(r.code, 2);
+  assert.match(r.stderr, /^BadConfig: STATION_LOG_LEVEL: "loud" is not one of/);
+  assert.equal(loadConfig({ env: { STATION_LOG_LEVEL: 'debug' } }).log.level, 'debug');
+});
+
+test('drives: mount roots must be absolute; defaults watch /media, /run/media and /mnt', (t) => {
+  const s = tempStation(t);
+  assert.deepEqual(loadConfig({ configFile: configFile(s.dir, ''), env: {} }).drives, {
+    mountRoots: ['/media', '/run/media', '/mnt'],
+    pollIntervalMs: 1000,
+    autoMount: true,
+  });
+  assert.throws(() => loadConfig({ configFile: configFile(s.dir, 'drives:\n  mountRoots: [media]\n'), env: {} }), /drives\.mountRoots: "media" is not an absolute path/);
+});
+
 test('sizes take units', (t) => {
   const s = tempStation(t);
   const c = loadConfig({ configFile: configFile(s.dir, 'upload:\n  memory: 1 GiB\n  partSize: 8MiB\n  multipartThreshold: 100000000\n'), env: {} });

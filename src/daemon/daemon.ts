@@ -179,6 +179,7 @@ export class Daemon {
       if (root === undefined || s.controller.signal.aborted) return;
       s.root = root;
       const jobId = await peekJobId(root);
+      if (jobId) s.jobId = jobId;
       const other = jobId && this.loadingJobs.get(jobId);
       if (jobId && other) {
         this.move(s, 'refused', `job ${jobId} is already loading from ${other}`);

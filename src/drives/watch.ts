@@ -1,5 +1,6 @@
 import { EventEmitter } from 'node:events';
-import { dirname, resolve } from 'node:path';
+import { readdir } from 'node:fs/promises';
+import { dirname, join, resolve } from 'node:path';
 import { watch as chokidar, type FSWatcher } from 'chokidar';
 import type { Logger } from 'pino';
 import { isUnder, readMounts } from './mountinfo.js';
@@ -45,6 +46,7 @@ export class DriveWatcher extends EventEmitter<{ attached: [Drive]; detached: [D
     this.roots = opts.mountRoots.map((r) => resolve(r));
   }
 
+  /** Resolves once every source is watching: a drive that arrives after this is not missed. */
   async start(): Promise<void> {
     await this.poll();
     this.chokidar = chokidar(this.roots, { depth: 0, ignoreInitial: false, persistent: true, followSymlinks: false });
@@ -53,6 +55,7 @@ export class DriveWatcher extends EventEmitter<{ attached: [Drive]; detached: [D
     });
     this.chokidar.on('unlinkDir', (path) => this.leave(path));
     this.chokidar.on('error', (err) => this.opts.log.warn({ err: (err as Error).message }, 'watching the mount roots failed'));
+    await new Promise<void>((resolve) => this.chokidar!.once('ready', resolve));
     this.timer = setInterval(() => void this.poll(), this.opts.pollIntervalMs);
   }
 
@@ -86,6 +89,7 @@ export class DriveWatcher extends EventEmitter<{ attached: [Drive]; detached: [D
     this.polling = true;
     try {
       await this.pollMounts();
+      await this.pollDirectories();
       if (this.opts.partitions) await this.pollPartitions();
       this.firstPoll = false;
     } catch (err) {
@@ -107,6 +111,17 @@ export class DriveWatcher extends EventEmitter<{ attached: [Drive]; detached: [D
         this.leave(id);
       }
     }
+  }
+
+  /** inotify can miss a directory (a rename racing the watch's start, an overflowed queue): a scan catches it. */
+  private async pollDirectories(): Promise<void> {
+    const now = new Set<string>();
+    for (const root of this.roots) {
+      const entries = await readdir(root, { withFileTypes: true }).catch(() => []);
+      for (const e of entries) if (e.isDirectory()) now.add(join(root, e.name));
+    }
+    for (const path of now) this.arrive({ id: path, kind: 'directory', path });
+    for (const [id, drive] of this.present) if (drive.kind === 'directory' && !now.has(id)) this.leave(id);
   }
 
   private async pollPartitions(): Promise<void> {

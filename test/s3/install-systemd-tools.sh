@@ -8,29 +8,4 @@
 # users (systemd-journal, systemd-network) and run systemd-tmpfiles --create. --no-install-recommends keeps out
 # dbus, systemd-timesyncd and the like.
 set -euo pipefail
-
-pkgs=()
-# binary -> package that ships it
-for pair in systemd-analyze:systemd systemd-notify:systemd python3:python3; do
-  command -v "${pair%%:*}" >/dev/null 2>&1 || pkgs+=("${pair#*:}")
-done
-[ ${#pkgs[@]} -eq 0 ] && exit 0
-mapfile -t pkgs < <(printf '%s\n' "${pkgs[@]}" | sort -u)
-
-if [ "$(id -u)" != 0 ]; then
-  echo "install-systemd-tools: missing packages: ${pkgs[*]}; run as root or: sudo apt-get install -y --no-install-recommends ${pkgs[*]}" >&2
-  exit 1
-fi
-
-# apt is noisy: keep its output in a log and show it only on failure. `apt-get update` only when the install
-# fails without it (package lists missing or stale).
-log=$(mktemp /tmp/install-systemd-tools.XXXXXX.log)
-t0=$SECONDS
-install() { DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends "${pkgs[@]}"; }
-if ! install >"$log" 2>&1 && ! { apt-get update && install; } >>"$log" 2>&1; then
-  cat "$log" >&2
-  echo "install-systemd-tools: apt-get failed installing: ${pkgs[*]} (log: $log)" >&2
-  exit 1
-fi
-rm -f "$log"
-echo "install-systemd-tools: installed ${pkgs[*]} in $((SECONDS - t0)) s" >&2
+exec bash "$(dirname "$0")/apt-ensure.sh" install-systemd-tools systemd-analyze:systemd systemd-notify:systemd python3:python3
