@@ -12,6 +12,7 @@ import { listPartitions } from '../drives/partitions.js';
 import { DriveWatcher, type Drive } from '../drives/watch.js';
 import { isJobId, normalizeJobId } from '../jobs/ids.js';
 import type { JobStore } from '../jobs/store.js';
+import { markDeviceError } from '../load/admit.js';
 import { loadDevice, type Station } from '../load/loader.js';
 import { Progress } from '../load/progress.js';
 import { openStation } from '../load/station.js';
@@ -192,7 +193,7 @@ export class Daemon {
         if (jobId && this.loadingJobs.get(jobId) === describeDrive(s.drive)) this.loadingJobs.delete(jobId);
       }
     } catch (err) {
-      if (err instanceof MountRefused) this.move(s, 'refused', `cannot mount: ${err.reason}`);
+      if (err instanceof MountRefused) await this.unmountable(s, err);
       else if (err instanceof StationError) this.move(s, 'refused', `${err.code}: ${err.message}`);
       else {
         this.log.error({ drive: describeDrive(s.drive), err: describe(err), stack: (err as Error).stack }, 'drive failed');
@@ -249,6 +250,20 @@ export class Daemon {
       return;
     }
     this.move(s, 'done', `job ${job.id} ${job.jobStatus}${outcome.errorCount ? ` (${outcome.errorCount} errors)` : ''}: safe to unplug`);
+  }
+
+  /**
+   * A drive that cannot be mounted has no readable SIGNATURE; where its serial number is the deviceId of exactly
+   * one job still to be loaded, that job becomes DeviceError with the reason.
+   */
+  private async unmountable(s: DriveState, err: MountRefused): Promise<void> {
+    const serial = await serialOf(err.device).catch(() => undefined);
+    const job = serial === undefined ? undefined : this.station.store.findByDeviceId(serial);
+    if (job) {
+      s.jobId = job.id;
+      markDeviceError(this.station.store, job.id, `cannot mount the device: ${err.reason}`);
+    }
+    this.move(s, 'refused', `cannot mount: ${err.reason}${job ? `; job ${job.id} is DeviceError` : ''}`);
   }
 
   /** The manifest's deviceId against the device's serial number: a warning on the job, not a refusal. */

@@ -47,9 +47,5 @@ export function canMoveDevice(from: DeviceStatus, to: DeviceStatus): boolean {
   return DEVICE_MOVES[from].includes(to);
 }
 
-export function isTerminal(status: JobStatus): boolean {
-  return JOB_MOVES[status].length === 0;
-}
-
 /** A job whose device has not arrived this long after creation is `Expired` [orig]. */
 export const EXPIRY_MS = 30 * 24 * 3600 * 1000;

@@ -1,3 +1,4 @@
+import { parseManifest } from '../manifest/parse.js';
 import type { Manifest } from '../manifest/types.js';
 import { refused } from '../errors.js';
 import { openDb, type Db } from './db.js';
@@ -131,6 +132,17 @@ export class JobStore {
     const job = this.find(id);
     if (!job) throw refused('InvalidJobId', `no job ${id} on this station`);
     return job;
+  }
+
+  /**
+   * The one job still to be loaded whose manifest names this device ID (a drive's serial number), for a drive
+   * whose SIGNATURE cannot be read; undefined when none or several do.
+   */
+  findByDeviceId(deviceId: string): Job | undefined {
+    const open = this.list().filter(
+      (j) => (j.jobStatus === 'Pending' || j.jobStatus === 'InProgress') && parseManifest(j.currentManifest).deviceId === deviceId,
+    );
+    return open.length === 1 ? open[0] : undefined;
   }
 
   /** LIST JOBS, newest first. */

@@ -1,4 +1,4 @@
-import { readFile, stat } from 'node:fs/promises';
+import { readFile, readdir, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import { Exit, StationError, usageError } from '../errors.js';
 import { isJobId, normalizeJobId } from '../jobs/ids.js';
@@ -44,6 +44,15 @@ export async function admit(store: JobStore, root: string, jobHint?: string): Pr
   if (!st.isDirectory()) throw usageError(`${root} is not a directory (give the drive's mount point)`);
 
   const hint = jobHint === undefined ? undefined : normalizeJobId(jobHint);
+  const unreadable = await readdir(root).then(
+    () => undefined,
+    (err: NodeJS.ErrnoException) => err.code ?? err.message,
+  );
+  if (unreadable !== undefined) {
+    const why = `the device cannot be read (${unreadable} listing ${root})`;
+    if (hint !== undefined && store.find(hint)) markDeviceError(store, hint, why);
+    throw loadRefused('DeviceError', `${why}: nothing loaded`);
+  }
   const sig = await readSignature(root);
   if (sig.state === 'ok' && hint !== undefined && sig.jobId !== hint) {
     throw loadRefused('SignatureJobMismatch', `the SIGNATURE on ${root} names job ${sig.jobId}, not ${hint}: nothing loaded`);
@@ -73,4 +82,14 @@ export async function admit(store: JobStore, root: string, jobHint?: string): Pr
   }
   const loading = job.jobStatus === 'Pending' ? store.moveJob(job.id, 'InProgress', `loading from ${root}`) : job;
   return { job: loading, manifest: parseManifest(loading.currentManifest) };
+}
+
+/**
+ * A device that cannot be read or mounted: its job (if it may still end so) becomes `DeviceError` with the
+ * reason, and the device is recorded as at the station, to be returned.
+ */
+export function markDeviceError(store: JobStore, jobId: string, reason: string): void {
+  const job = store.get(jobId);
+  if (job.deviceStatus === 'NotReceived') store.moveDevice(job.id, 'AtAWS', { note: 'device unreadable' });
+  if (job.jobStatus === 'Pending' || job.jobStatus === 'InProgress') store.moveJob(job.id, 'DeviceError', reason);
 }
