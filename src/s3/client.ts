@@ -20,6 +20,9 @@ export function makeS3Client(s3: S3Settings, maxSockets = 32): S3Client {
     region: s3.region,
     ...(s3.endpoint !== undefined && { endpoint: s3.endpoint }),
     forcePathStyle: s3.forcePathStyle,
+    // Resolve each command's middleware stack once, not on every request: a quarter of the SDK's CPU per
+    // request for many small files. The stack must then be complete before the first send (it is, below).
+    cacheMiddleware: true,
     requestChecksumCalculation: s3.requestChecksumCalculation,
     responseChecksumValidation: s3.responseChecksumValidation,
     requestHandler: new NodeHttpHandler({
