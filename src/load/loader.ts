@@ -83,6 +83,7 @@ class Load {
   private readonly progress: Progress;
   private stop: StopReason | undefined;
   private interruption: string | undefined;
+  private taskError: unknown;
 
   constructor(
     private readonly station: Station,
@@ -114,9 +115,16 @@ class Load {
       this.interrupt(typeof reason === 'string' ? reason : 'the station is shutting down');
     };
     this.req.signal?.addEventListener('abort', onAbort);
+    if (this.req.signal?.aborted) onAbort();
     try {
-      await this.count();
-      await this.uploadAll();
+      try {
+        await this.count();
+        await this.uploadAll();
+      } catch (err) {
+        // The walk itself failed: with the device gone, that is a pulled drive, not a broken station.
+        if (await this.deviceStillThere()) throw err;
+        this.interrupt('the drive was removed: plug it back to resume');
+      }
       this.checkCanceled();
       if (this.stop === 'shutdown') return this.outcome({ kind: 'interrupted', reason: this.interruption! });
       if (this.stop === 'cancel') return await this.finish({ kind: 'canceled' });
@@ -170,6 +178,16 @@ class Load {
 
   private async uploadAll(): Promise<void> {
     const running = new Set<Promise<void>>();
+    try {
+      await this.walkAndStart(running);
+    } finally {
+      // Whatever ended the walk, the files already started settle before the load goes on.
+      await Promise.all(running);
+    }
+    if (this.taskError !== undefined) throw this.taskError;
+  }
+
+  private async walkAndStart(running: Set<Promise<void>>): Promise<void> {
     let seq = 0;
     for await (const e of this.entries()) {
       if (this.stop) break;
@@ -191,13 +209,18 @@ class Load {
         slot.give();
         break;
       }
-      const task = this.uploadOne(e, seq, file, plan.key).finally(() => {
-        slot.give();
-        running.delete(task);
-      });
+      const task = this.uploadOne(e, seq, file, plan.key)
+        .catch((err: unknown) => {
+          // Not a file's outcome but the station's own failure: stop starting files, and report it once settled.
+          this.taskError ??= err;
+          this.interrupt(`internal error: ${(err as Error).message}`);
+        })
+        .finally(() => {
+          slot.give();
+          running.delete(task);
+        });
       running.add(task);
     }
-    await Promise.all(running);
   }
 
   private async uploadOne(e: Entry, seq: number, file: string, key: string): Promise<void> {
