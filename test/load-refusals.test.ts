@@ -7,6 +7,14 @@ import { errorName } from './support/station.js';
 
 const status = (setup: LoadSetup, id = setup.jobId) => JSON.parse(setup.run(['job', 'status', id, '--json']).stdout);
 
+/** UPDATE JOB with the job's manifest plus `extra` lines; returns the new manifest's file. */
+function updateJob(setup: LoadSetup, extra: string): string {
+  const updated = join(setup.dir, 'updated.yaml');
+  writeFileSync(updated, `${readFileSync(join(setup.dir, 'manifest.yaml'), 'utf8')}${extra}`);
+  assert.equal(setup.run(['job', 'update', setup.jobId, updated]).code, 0);
+  return updated;
+}
+
 async function assertNothingUploaded(setup: LoadSetup): Promise<void> {
   assert.equal((await objectsIn(setup.s3, setup.bucket)).size, 0, 'nothing uploaded');
   assert.equal((await objectsIn(setup.s3, setup.logBucket)).size, 0, 'no log stored');
@@ -55,9 +63,7 @@ test('a wrong SIGNATURE makes the job InvalidSignature and uploads nothing', asy
 test('a SIGNATURE for an updated manifest is refused: the original manifest authenticates', async (t) => {
   const setup = await setupLoad(t);
   writeDrive(setup.drive, { 'a.txt': 'a' });
-  const updated = join(setup.dir, 'updated.yaml');
-  writeFileSync(updated, `${readFileSync(join(setup.dir, 'manifest.yaml'), 'utf8')}prefix: new/\n`);
-  assert.equal(setup.run(['job', 'update', setup.jobId, updated]).code, 0);
+  const updated = updateJob(setup, 'prefix: new/\n');
   const resigned = setup.run(['sign', '--manifest', updated, '--job-id', setup.jobId]);
   writeFileSync(join(setup.drive, 'SIGNATURE'), resigned.stdout);
   const r = setup.run(['load', setup.drive]);
@@ -69,9 +75,7 @@ test('a SIGNATURE for an updated manifest is refused: the original manifest auth
 test('UPDATE JOB: the original SIGNATURE loads with the updated manifest', async (t) => {
   const setup = await setupLoad(t);
   writeDrive(setup.drive, { 'a.txt': 'a' });
-  const updated = join(setup.dir, 'updated.yaml');
-  writeFileSync(updated, `${readFileSync(join(setup.dir, 'manifest.yaml'), 'utf8')}prefix: new/\n`);
-  assert.equal(setup.run(['job', 'update', setup.jobId, updated]).code, 0);
+  updateJob(setup, 'prefix: new/\n');
   const r = setup.run(['load', setup.drive]);
   assert.equal(r.code, 0, r.stderr);
   assert.deepEqual([...(await objectsIn(setup.s3, setup.bucket)).keys()], ['new/a.txt']);
