@@ -163,3 +163,23 @@ test('a clean drive ends Completed (exit 0), the log under logPrefix, a copy on 
   assert.equal(again.code, 4, 'a Completed job is not loaded again');
   assert.match(again.stderr, /^JobNotLoadable: job \w+ is Completed/);
 });
+
+test('with s3.directPut off, single PUTs go through the SDK and store the same objects and headers', async (t) => {
+  const setup = await setupLoad(t, {
+    manifest: 'cacheControl: max-age=5\nstaticMetadata:\n  origin: sdk-path\n',
+  });
+  const { readFileSync, writeFileSync } = await import('node:fs');
+  writeFileSync(setup.configFile, readFileSync(setup.configFile, 'utf8').replace(/^s3:\n/, 's3:\n  directPut: false\n'));
+  assert.match(readFileSync(setup.configFile, 'utf8'), /^s3:\n  directPut: false\n/);
+  const files = { 'a b.txt': 'with a space', 'ü/x.bin': bytes(3000, 5) };
+  writeDrive(setup.drive, files);
+  const r = setup.run(['load', setup.drive]);
+  assert.equal(r.code, 0, r.stderr);
+  const objects = await objectsIn(setup.s3, setup.bucket);
+  for (const [name, content] of Object.entries(files)) assert.equal(md5(objects.get(name)!), md5(content), name);
+  const client = s3ClientFor(setup.s3);
+  t.after(() => client.destroy());
+  const head = await client.send(new HeadObjectCommand({ Bucket: setup.bucket, Key: 'a b.txt' }));
+  assert.equal(head.CacheControl, 'max-age=5');
+  assert.equal(head.Metadata?.origin, 'sdk-path');
+});

@@ -98,6 +98,7 @@ export class Daemon {
     for (const t of this.timers) clearInterval(t);
     await new Promise((r) => this.server?.close(r));
     this.station.client.destroy();
+    this.station.directPut?.destroy();
     this.station.journalDb.close();
     this.log.info('stopped');
   }

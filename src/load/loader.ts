@@ -10,6 +10,7 @@ import { logName, readLog, writeLocalLog } from '../importlog/writer.js';
 import type { Db } from '../jobs/db.js';
 import type { Job, JobStore } from '../jobs/store.js';
 import type { Manifest } from '../manifest/types.js';
+import type { DirectPut } from '../s3/direct-put.js';
 import { S3Refused, S3Unreachable } from '../s3/errors.js';
 import { admit } from './admit.js';
 import { Budget } from './budget.js';
@@ -28,6 +29,8 @@ export interface Station {
   journalDb: Db;
   config: Config;
   client: S3Client;
+  /** single PUTs without the SDK's pipeline (s3.directPut) */
+  directPut?: DirectPut;
   limit: LimitFunction;
   memory: Budget;
   files: Budget;
@@ -94,7 +97,7 @@ class Load {
   ) {
     this.journal = new Journal(station.journalDb, job.id);
     this.mapper = new KeyMapper(manifest);
-    this.writer = new ObjectWriter(station.client, manifest.bucket, station.limit);
+    this.writer = new ObjectWriter(station.client, manifest.bucket, station.limit, station.directPut);
     this.progress = req.progress ?? new Progress();
     this.uploader = new FileUploader({
       writer: this.writer,
@@ -290,7 +293,7 @@ class Load {
     const errorCount = this.journal.errorCount();
     try {
       const { body, md5 } = readLog(logFile);
-      const logWriter = new ObjectWriter(this.station.client, this.manifest.logBucket, this.station.limit);
+      const logWriter = new ObjectWriter(this.station.client, this.manifest.logBucket, this.station.limit, this.station.directPut);
       await logWriter.put(logKey, body, md5, { ContentType: 'text/csv; charset=utf-8' });
     } catch (err) {
       if (err instanceof S3Unreachable || err instanceof S3Refused) {

@@ -9,6 +9,7 @@ import {
   type S3Client,
 } from '@aws-sdk/client-s3';
 import type { LimitFunction } from 'p-limit';
+import type { DirectPut } from '../s3/direct-put.js';
 import { classifyS3Error } from '../s3/errors.js';
 
 /** Headers every object of a job gets, from the manifest, plus its content headers. */
@@ -38,6 +39,7 @@ export class ObjectWriter {
     private readonly client: S3Client,
     readonly bucket: string,
     private readonly limit: LimitFunction,
+    private readonly direct?: DirectPut,
   ) {}
 
   private async send<T>(what: string, fn: () => Promise<T>): Promise<T> {
@@ -50,6 +52,8 @@ export class ObjectWriter {
 
   /** A single PUT; returns the ETag (lower-case hex, no quotes). */
   async put(key: string, body: Buffer, md5: Buffer, headers: ObjectHeaders): Promise<string> {
+    const direct = this.direct;
+    if (direct) return this.limit(() => direct.put(this.bucket, key, body, md5, httpHeaders(headers)));
     const out = await this.send(`PUT ${key}`, () =>
       this.client.send(
         new PutObjectCommand({ Bucket: this.bucket, Key: key, Body: body, ContentLength: body.length, ContentMD5: md5.toString('base64'), ...headers } as never),
@@ -128,6 +132,20 @@ export class ObjectWriter {
     }
     return parts;
   }
+}
+
+/** The object headers as S3's REST API names them, for a PUT sent without the SDK. */
+function httpHeaders(h: ObjectHeaders): Record<string, string> {
+  const out: Record<string, string> = { 'content-type': h.ContentType };
+  if (h.ContentEncoding) out['content-encoding'] = h.ContentEncoding;
+  if (h.ACL) out['x-amz-acl'] = h.ACL;
+  if (h.CacheControl) out['cache-control'] = h.CacheControl;
+  if (h.ContentDisposition) out['content-disposition'] = h.ContentDisposition;
+  if (h.ContentLanguage) out['content-language'] = h.ContentLanguage;
+  if (h.Expires) out.expires = h.Expires.toUTCString();
+  if (h.StorageClass) out['x-amz-storage-class'] = h.StorageClass;
+  for (const [name, value] of Object.entries(h.Metadata ?? {})) out[`x-amz-meta-${name.toLowerCase()}`] = value;
+  return out;
 }
 
 export function normalizeEtag(etag: string | undefined): string {

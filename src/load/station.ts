@@ -4,6 +4,7 @@ import type { Config } from '../config.js';
 import { openDb } from '../jobs/db.js';
 import type { JobStore } from '../jobs/store.js';
 import { makeS3Client } from '../s3/client.js';
+import { DirectPut } from '../s3/direct-put.js';
 import { Budget } from './budget.js';
 import type { Station } from './loader.js';
 
@@ -13,12 +14,14 @@ import type { Station } from './loader.js';
  * that the walk does not run far ahead).
  */
 export function openStation(store: JobStore, config: Config, log: Logger): Station {
-  const { maxRequests, memoryBytes } = config.upload;
+  const { maxRequests, memoryBytes, maxAttempts } = config.upload;
+  const client = makeS3Client(config.s3, maxRequests + 4, maxAttempts);
   return {
     store,
     journalDb: openDb(store.dataDir, 'crash-safe'),
     config,
-    client: makeS3Client(config.s3, maxRequests + 4),
+    client,
+    ...(config.s3.directPut && config.s3.unsignedPayload && { directPut: new DirectPut(client, config.s3, maxAttempts, maxRequests + 4) }),
     limit: pLimit(maxRequests),
     memory: new Budget(memoryBytes),
     files: new Budget(maxRequests * 2),

@@ -9,7 +9,7 @@ import { StationError, Exit, refused, describe } from '../errors.js';
  * The one place the S3 client is set up. Credentials come from the SDK's default chain (environment, profile,
  * instance role), as for every AWS tool.
  */
-export function makeS3Client(s3: S3Settings, maxSockets = 32): S3Client {
+export function makeS3Client(s3: S3Settings, maxSockets = 32, maxAttempts = 3): S3Client {
   // The SDK warns on every Node 20 process that versions after January 2027 will need Node 22. The SDK is pinned,
   // and a warning on stderr would stand before the error name a script reads first.
   process.env.AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED ??= 'true';
@@ -18,6 +18,8 @@ export function makeS3Client(s3: S3Settings, maxSockets = 32): S3Client {
   const agent = { keepAlive: true, maxSockets, keepAliveMsecs: 10_000 };
   const client = new S3Client({
     region: s3.region,
+    // Tries of one request (5xx, SlowDown, timeouts, dropped connections), with the SDK's backoff.
+    maxAttempts,
     ...(s3.endpoint !== undefined && { endpoint: s3.endpoint }),
     forcePathStyle: s3.forcePathStyle,
     // Resolve each command's middleware stack once, not on every request: a quarter of the SDK's CPU per

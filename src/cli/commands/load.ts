@@ -41,6 +41,7 @@ export const loadCommand: Command = {
       stopDisplay();
       process.off('SIGINT', onSignal).off('SIGTERM', onSignal);
       station.client.destroy();
+      station.directPut?.destroy();
       station.journalDb.close();
     }
     const { job, end } = outcome;
