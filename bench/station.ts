@@ -3,7 +3,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 
 /**
- * How the benchmark runs the station. This is the one place to change when `station load` is ready.
+ * How the benchmark runs the station: `station load` on the tree, set up outside the timing.
  *
  * Contract (bench/run.ts relies on nothing else):
  *  - `stationCommand(tree, endpoint, ctx)` is called once per round, before the run, and returns the command to run,
@@ -62,8 +62,8 @@ export function stationCommand(tree: string, endpoint: string, ctx: StationConte
     BENCH_ROUND: String(ctx.round),
   };
 
-  // Stand-in until `station load` exists: any shell command, e.g.
-  //   BENCH_STATION_CMD='node dist/cli/main.js load "$TREE"' npm run bench
+  // Another command in the station's place (a prototype, an older build), e.g.
+  //   BENCH_STATION_CMD='node /path/to/other/dist/cli/main.js load "$TREE"' npm run bench
   // It sees TREE, SINK_ENDPOINT, BENCH_BUCKET, BENCH_WORKDIR, BENCH_ROUND and the AWS_* above.
   const shell = process.env.BENCH_STATION_CMD;
   if (shell !== undefined && shell.trim() !== '') {
