@@ -1,7 +1,6 @@
 import { createHash } from 'node:crypto';
 import { constants } from 'node:fs';
 import { open, type FileHandle } from 'node:fs/promises';
-import { createMD5, type IHasher } from 'hash-wasm';
 import type { Logger } from 'pino';
 import type { UploadSettings } from '../config.js';
 import type { Manifest } from '../manifest/types.js';
@@ -12,6 +11,7 @@ import type { Journal } from './journal.js';
 import type { ObjectHeaders, ObjectWriter } from './objects.js';
 import { partSizeFor } from './part-size.js';
 import { DeviceReadError, FileChangedError, hasBytesAfter, readAt } from './read.js';
+import { WholeFileMd5, sharedBuffer } from './whole-file-md5.js';
 
 /** A regular file of the device on its way to S3. */
 export interface FileToUpload {
@@ -145,27 +145,45 @@ export class FileUploader {
     const { writer, journal } = this.ctx;
     const partSize = partSizeFor(o.size, this.ctx.settings.partSize);
     const count = Math.ceil(o.size / partSize);
-    const hasher = await createMD5();
-    hasher.init();
     const partMd5s: Buffer[] = [];
     const etags: string[] = [];
 
-    const resumed = await this.resume(f, o, partSize, count, hasher, partMd5s, etags);
+    const resumed = await this.resume(f, o, partSize, count, partMd5s, etags);
     const uploadId = resumed?.uploadId ?? (await writer.create(f.key, this.headers(content, o.mtimeMs)));
     if (!resumed) journal.startUpload(f.path, f.seq, writer.bucket, { uploadId, key: f.key, partSize, size: o.size, mtimeMs: o.mtimeMs });
     const first = resumed?.nextPart ?? 1;
+    // The whole-file MD5 runs in a worker thread, beside this thread's MD5 of each part.
+    const whole = await WholeFileMd5.start(resumed?.md5State);
+    try {
+      return await this.sendParts(f, o, content, { uploadId, partSize, count, first, partMd5s, etags, whole });
+    } finally {
+      await whole.close();
+    }
+  }
 
+  private async sendParts(
+    f: FileToUpload,
+    o: Opened,
+    content: ContentHeaders,
+    u: { uploadId: string; partSize: number; count: number; first: number; partMd5s: Buffer[]; etags: string[]; whole: WholeFileMd5 },
+  ): Promise<UploadResult> {
+    const { writer, journal } = this.ctx;
+    const { uploadId, partSize, count, partMd5s, etags, whole } = u;
     let failure: unknown;
     const inFlight = new Set<Promise<void>>();
-    for (let n = first; n <= count && failure === undefined && !this.ctx.stopReason(); n++) {
+    // Part buffers are reused within the file: shared memory is freed only when both threads have collected
+    // it, so a fresh buffer per part would let a large file's memory grow with its size.
+    const spare: Buffer[] = [];
+    for (let n = u.first; n <= count && failure === undefined && !this.ctx.stopReason(); n++) {
       const offset = (n - 1) * partSize;
       const length = Math.min(partSize, o.size - offset);
-      const lease = await this.ctx.memory.take(length);
+      const lease = await this.ctx.memory.take(partSize);
       if (failure !== undefined || this.ctx.stopReason()) {
         lease.give();
         break;
       }
-      const body = Buffer.allocUnsafe(length);
+      const buffer = spare.pop() ?? sharedBuffer(partSize);
+      const body = buffer.subarray(0, length);
       try {
         await this.readExact(f, o, body, length, offset);
       } catch (err) {
@@ -173,20 +191,23 @@ export class FileUploader {
         failure = err;
         break;
       }
-      hasher.update(body);
+      const hashed = whole.part(n, body);
       const md5 = md5Of(body);
       partMd5s[n - 1] = md5;
-      const md5State = hasher.save();
       const sent = this.sendPart(f, o, uploadId, n, body, md5, offset)
-        .then((etag) => {
+        .then(async (etag) => {
           etags[n - 1] = etag;
-          journal.recordPart(f.path, { partNumber: n, size: length, md5: md5.toString('hex'), etag, md5State });
+          // Journaled only once S3 holds the part and the whole-file hash has taken it in.
+          journal.recordPart(f.path, { partNumber: n, size: length, md5: md5.toString('hex'), etag, md5State: await hashed });
           this.ctx.onBytes(length);
         })
         .catch((err: unknown) => {
           failure ??= err;
         })
-        .finally(() => {
+        .finally(async () => {
+          // The worker reads the buffer until it has hashed it: only then do its bytes go back to the budget.
+          await hashed.catch(() => undefined);
+          spare.push(buffer);
           lease.give();
           inFlight.delete(sent);
         });
@@ -205,7 +226,7 @@ export class FileUploader {
       await this.checkUnchanged(f, o);
       let etag = await writer.complete(f.key, uploadId, etags.map((etag, i) => ({ partNumber: i + 1, etag })));
       if (etag === '') etag = (await writer.head(f.key)).etag; // radosgw answers Complete with an empty ETag
-      const md5 = hasher.digest('hex');
+      const md5 = await whole.digest();
       const multipartEtag = `${md5Of(Buffer.concat(partMd5s)).toString('hex')}-${count}`;
       // S3's multipart ETag is md5(part md5s)-N; a server that gives the whole file's MD5 instead is checked against that.
       if (etag !== multipartEtag && etag !== md5) {
@@ -227,10 +248,9 @@ export class FileUploader {
     o: Opened,
     partSize: number,
     count: number,
-    hasher: IHasher,
     partMd5s: Buffer[],
     etags: string[],
-  ): Promise<{ uploadId: string; nextPart: number } | undefined> {
+  ): Promise<{ uploadId: string; nextPart: number; md5State?: Uint8Array } | undefined> {
     const prior = this.ctx.journal.uploadOf(f.path);
     if (!prior) return undefined;
     const same = prior.size === o.size && prior.mtimeMs === o.mtimeMs && prior.key === f.key && prior.partSize === partSize;
@@ -240,20 +260,18 @@ export class FileUploader {
       await this.drop(f, prior.uploadId);
       return undefined;
     }
-    let done = 0;
+    let md5State: Uint8Array | undefined;
     for (const part of this.ctx.journal.parts(f.path)) {
       const s3 = held.get(part.partNumber);
-      if (part.partNumber !== done + 1 || !part.md5State || !s3 || s3.etag !== part.etag || part.partNumber > count) break;
+      if (part.partNumber !== partMd5s.length + 1 || !part.md5State || !s3 || s3.etag !== part.etag || part.partNumber > count) break;
       partMd5s.push(Buffer.from(part.md5, 'hex'));
       etags.push(part.etag);
-      done = part.partNumber;
+      md5State = part.md5State;
     }
-    const state = done > 0 ? this.ctx.journal.parts(f.path)[done - 1]!.md5State! : undefined;
-    if (state) hasher.load(state);
-    const resumedBytes = done * partSize;
-    this.ctx.onBytes(resumedBytes);
+    const done = partMd5s.length;
+    this.ctx.onBytes(done * partSize);
     this.ctx.log.info({ file: f.text, uploadId: prior.uploadId, partsHeld: done, of: count }, 'resuming a multipart upload');
-    return { uploadId: prior.uploadId, nextPart: done + 1 };
+    return { uploadId: prior.uploadId, nextPart: done + 1, ...(md5State && { md5State }) };
   }
 
   private async sendPart(f: FileToUpload, o: Opened, uploadId: string, n: number, body: Buffer, md5: Buffer, offset: number): Promise<string> {
