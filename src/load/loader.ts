@@ -230,7 +230,7 @@ class Load {
     const abs = Buffer.concat([Buffer.from(this.req.root), Buffer.from('/'), e.path]);
     let result: UploadResult;
     try {
-      result = await this.uploader.upload({ abs, path: e.path, text: e.text!, seq, key });
+      result = await this.uploader.upload({ abs, path: e.path, text: e.text!, seq, key, size: e.size });
     } catch (err) {
       if (err instanceof S3Unreachable) {
         this.interrupt(`S3 cannot be reached (${err.message})`);

@@ -1,6 +1,4 @@
 import { createHash } from 'node:crypto';
-import { constants } from 'node:fs';
-import { open, type FileHandle } from 'node:fs/promises';
 import type { Logger } from 'pino';
 import type { UploadSettings } from '../config.js';
 import type { Manifest } from '../manifest/types.js';
@@ -10,7 +8,7 @@ import { contentHeadersFor, type ContentHeaders } from './content-type.js';
 import type { Journal } from './journal.js';
 import type { ObjectHeaders, ObjectWriter } from './objects.js';
 import { partSizeFor } from './part-size.js';
-import { DeviceReadError, FileChangedError, hasBytesAfter, readAt } from './read.js';
+import { DeviceReadError, FileChangedError, hasBytesAfter, openSource, type Source } from './read.js';
 import { WholeFileMd5, sharedBuffer } from './whole-file-md5.js';
 
 /** A regular file of the device on its way to S3. */
@@ -22,6 +20,8 @@ export interface FileToUpload {
   text: string;
   seq: number;
   key: string;
+  /** the size the walk saw, to choose how to read it */
+  size: number;
 }
 
 export type UploadResult =
@@ -44,12 +44,6 @@ export interface UploadContext {
   onBytes(n: number): void;
 }
 
-interface Opened {
-  fh: FileHandle;
-  size: number;
-  mtimeMs: number;
-}
-
 const md5Of = (buf: Buffer) => createHash('md5').update(buf).digest();
 // XAmzContentSHA256Mismatch: the same fault on a body whose payload hash was signed.
 const isBadDigest = (err: unknown) => err instanceof S3Refused && (err.code === 'BadDigest' || err.code === 'XAmzContentSHA256Mismatch');
@@ -64,15 +58,9 @@ export class FileUploader {
   constructor(private readonly ctx: UploadContext) {}
 
   async upload(f: FileToUpload): Promise<UploadResult> {
-    let opened: Opened;
+    let opened: Source;
     try {
-      // O_NOFOLLOW: a symbolic link put in the file's place after the walk is never followed.
-      const fh = await open(f.abs, constants.O_RDONLY | constants.O_NOFOLLOW);
-      const st = await fh.stat().catch(async (err) => {
-        await fh.close();
-        throw err;
-      });
-      opened = { fh, size: st.size, mtimeMs: st.mtimeMs };
+      opened = await openSource(f.abs, f.size);
     } catch (err) {
       const e = err as NodeJS.ErrnoException;
       if (e.code === 'ELOOP') return this.failed(f, 104, 'NotRegularFile', 0, 0, 'became a symbolic link');
@@ -92,7 +80,7 @@ export class FileUploader {
       if (err instanceof S3Refused) return this.failed(f, err.status, err.code, size, mtimeMs, err.message, content);
       throw err;
     } finally {
-      await opened.fh.close().catch(() => {});
+      await opened.close().catch(() => {});
     }
   }
 
@@ -102,13 +90,13 @@ export class FileUploader {
   }
 
   /** A multipart upload's content headers need the file's first bytes (gzip's magic) before its first part. */
-  private async sniff(f: FileToUpload, o: Opened): Promise<ContentHeaders> {
+  private async sniff(f: FileToUpload, o: Source): Promise<ContentHeaders> {
     const head = Buffer.alloc(2);
     const n = await this.read(f, o, head, Math.min(2, o.size), 0);
     return contentHeadersFor(this.ctx.manifest, f.text, head.subarray(0, n));
   }
 
-  private async single(f: FileToUpload, o: Opened, known: { content?: ContentHeaders }): Promise<UploadResult> {
+  private async single(f: FileToUpload, o: Source, known: { content?: ContentHeaders }): Promise<UploadResult> {
     const lease = await this.ctx.memory.take(o.size);
     try {
       // One read, one byte longer than the file: a file that grew since it was opened shows in the same call.
@@ -141,7 +129,7 @@ export class FileUploader {
     }
   }
 
-  private async multipart(f: FileToUpload, o: Opened, content: ContentHeaders): Promise<UploadResult> {
+  private async multipart(f: FileToUpload, o: Source, content: ContentHeaders): Promise<UploadResult> {
     const { writer, journal } = this.ctx;
     const partSize = partSizeFor(o.size, this.ctx.settings.partSize);
     const count = Math.ceil(o.size / partSize);
@@ -163,7 +151,7 @@ export class FileUploader {
 
   private async sendParts(
     f: FileToUpload,
-    o: Opened,
+    o: Source,
     content: ContentHeaders,
     u: { uploadId: string; partSize: number; count: number; first: number; partMd5s: Buffer[]; etags: string[]; whole: WholeFileMd5 },
   ): Promise<UploadResult> {
@@ -222,7 +210,7 @@ export class FileUploader {
     }
     try {
       if (failure !== undefined) throw failure;
-      if (await hasBytesAfter(o.fh, o.size)) throw new FileChangedError(f.text, 'it grew');
+      if (await hasBytesAfter(o, o.size)) throw new FileChangedError(f.text, 'it grew');
       await this.checkUnchanged(f, o);
       let etag = await writer.complete(f.key, uploadId, etags.map((etag, i) => ({ partNumber: i + 1, etag })));
       if (etag === '') etag = (await writer.head(f.key)).etag; // radosgw answers Complete with an empty ETag
@@ -245,7 +233,7 @@ export class FileUploader {
    */
   private async resume(
     f: FileToUpload,
-    o: Opened,
+    o: Source,
     partSize: number,
     count: number,
     partMd5s: Buffer[],
@@ -274,7 +262,7 @@ export class FileUploader {
     return { uploadId: prior.uploadId, nextPart: done + 1, ...(md5State && { md5State }) };
   }
 
-  private async sendPart(f: FileToUpload, o: Opened, uploadId: string, n: number, body: Buffer, md5: Buffer, offset: number): Promise<string> {
+  private async sendPart(f: FileToUpload, o: Source, uploadId: string, n: number, body: Buffer, md5: Buffer, offset: number): Promise<string> {
     let etag: string;
     try {
       etag = await this.ctx.writer.part(f.key, uploadId, n, body, md5);
@@ -302,21 +290,21 @@ export class FileUploader {
     this.ctx.journal.forgetUpload(f.path, aborted);
   }
 
-  private async read(f: FileToUpload, o: Opened, buf: Buffer, length: number, position: number): Promise<number> {
+  private async read(f: FileToUpload, o: Source, buf: Buffer, length: number, position: number): Promise<number> {
     try {
-      return await readAt(o.fh, buf, length, position);
+      return await o.readAt(buf, length, position);
     } catch (err) {
       throw new DeviceReadError(f.text, err as NodeJS.ErrnoException);
     }
   }
 
-  private async readExact(f: FileToUpload, o: Opened, buf: Buffer, length: number, position: number): Promise<void> {
+  private async readExact(f: FileToUpload, o: Source, buf: Buffer, length: number, position: number): Promise<void> {
     const n = await this.read(f, o, buf, length, position);
     if (n < length) throw new FileChangedError(f.text, `it ended at ${position + n} bytes, not ${o.size}`);
   }
 
-  private async checkUnchanged(f: FileToUpload, o: Opened): Promise<void> {
-    const st = await o.fh.stat();
+  private async checkUnchanged(f: FileToUpload, o: Source): Promise<void> {
+    const st = await o.stat();
     if (st.size !== o.size || st.mtimeMs !== o.mtimeMs) {
       throw new FileChangedError(f.text, `size ${o.size} -> ${st.size}, modified ${new Date(st.mtimeMs).toISOString()}`);
     }
