@@ -1,11 +1,12 @@
 import assert from 'node:assert/strict';
-import { mkdirSync, readFileSync, renameSync, cpSync } from 'node:fs';
+import { cpSync, mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { test } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { DaemonProcess, stageIs } from './support/daemon.js';
 import { startFaultProxy, type FaultProxy } from './support/fault-proxy.js';
 import { MiB, bytes, logFromBucket, md5, objectsIn, openUploads, setupLoad, writeDrive, type LoadSetup } from './support/load.js';
+import { makeBucket } from './support/rgw.js';
 
 /** A station whose daemon watches `media/` in its temp folder, S3 reached through a fault proxy. */
 async function daemonSetup(t: Parameters<typeof setupLoad>[0], upload = '') {
@@ -22,7 +23,7 @@ async function daemonSetup(t: Parameters<typeof setupLoad>[0], upload = '') {
   const media = join(setup.dir, 'media');
   mkdirSync(media);
   const text = readFileSync(setup.configFile, 'utf8').replace('/MEDIA-PLACEHOLDER', media);
-  (await import('node:fs')).writeFileSync(setup.configFile, text);
+  writeFileSync(setup.configFile, text);
   return { setup, media, proxy: proxy! };
 }
 
@@ -157,4 +158,34 @@ test('a second drive with the SIGNATURE of a job already loading is refused and 
   assert.match(String(refused.detail), new RegExp(`job ${setup.jobId} is already loading from .*drive1`));
   await d.waitFor(stageIs(setup.jobId, 'done'), 'done', 120_000);
   await assertLoaded(setup, files);
+});
+
+test('two drives of two jobs load at the same time under the station one budget', async (t) => {
+  const { setup, media, proxy } = await daemonSetup(t, '  maxRequests: 2\n');
+  const bucket2 = await makeBucket(setup.s3, 'second');
+  const manifest2 = join(setup.dir, 'manifest2.yaml');
+  writeFileSync(manifest2, readFileSync(join(setup.dir, 'manifest.yaml'), 'utf8').replace(`bucket: ${setup.bucket}`, `bucket: ${bucket2}`));
+  const drive2 = join(setup.dir, 'drive2');
+  mkdirSync(drive2);
+  const created = await setup.runAsync(['job', 'create', manifest2, '--signature-out', join(drive2, 'SIGNATURE'), '--json']);
+  assert.equal(created.code, 0, created.stderr);
+  const job2 = JSON.parse(created.stdout).jobId as string;
+  const files = driveFiles();
+  writeDrive(setup.drive, files);
+  writeDrive(drive2, files);
+  proxy.addRule({ match: (r) => r.method === 'PUT', fault: { kind: 'delay', ms: 300 }, times: 1000 });
+  const d = daemon(t, setup);
+  await d.waitFor((e) => e.msg === 'station ready', 'ready');
+  renameSync(setup.drive, join(media, 'drive1'));
+  renameSync(drive2, join(media, 'drive2'));
+  await d.waitFor(stageIs(setup.jobId, 'loading'), 'first loading');
+  await d.waitFor(stageIs(job2, 'loading'), 'second loading');
+  const both = (await status(setup)).drives.filter((x: { stage: string }) => x.stage === 'loading');
+  assert.equal(both.length, 2, 'both drives load at once');
+  await d.waitFor(stageIs(setup.jobId, 'done'), 'first done', 120_000);
+  await d.waitFor(stageIs(job2, 'done'), 'second done', 120_000);
+  await assertLoaded(setup, files);
+  const objects2 = await objectsIn(setup.s3, bucket2);
+  for (const [name, content] of Object.entries(files)) assert.equal(md5(objects2.get(name)!), md5(content), name);
+  assert.equal(await d.kill('SIGTERM'), 0);
 });
