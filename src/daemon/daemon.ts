@@ -1,5 +1,4 @@
 import { mkdirSync } from 'node:fs';
-import { readFile } from 'node:fs/promises';
 import type { Server } from 'node:http';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
@@ -10,14 +9,12 @@ import { serialOf } from '../drives/blockdev.js';
 import { MountRefused, mountReadOnly, unmountStale, type MountedDrive } from '../drives/mount.js';
 import { listPartitions } from '../drives/partitions.js';
 import { DriveWatcher, type Drive } from '../drives/watch.js';
-import { isJobId, normalizeJobId } from '../jobs/ids.js';
 import type { JobStore } from '../jobs/store.js';
-import { markDeviceError } from '../load/admit.js';
+import { markDeviceError, readSignature } from '../load/admit.js';
 import { loadDevice, type Station } from '../load/loader.js';
 import { Progress } from '../load/progress.js';
 import { openStation } from '../load/station.js';
 import { abortAbandonedUploads } from '../load/sweep.js';
-import { parseSignatureFile } from '../signature.js';
 import { describeDrive, driveJson, type DriveState } from './drive-state.js';
 import type { SystemdNotifier } from './notify.js';
 import { serveStatus } from './status-server.js';
@@ -180,7 +177,8 @@ export class Daemon {
       const root = await this.rootOf(s, (m) => (mounted = m));
       if (root === undefined || s.controller.signal.aborted) return;
       s.root = root;
-      const jobId = await peekJobId(root);
+      const sig = await readSignature(root);
+      const jobId = sig.state === 'ok' ? sig.jobId : undefined;
       if (jobId) s.jobId = jobId;
       const other = jobId && this.loadingJobs.get(jobId);
       if (jobId && other) {
@@ -278,10 +276,3 @@ export class Daemon {
   }
 }
 
-/** The job a drive's SIGNATURE names, if it has a readable one. */
-async function peekJobId(root: string): Promise<string | undefined> {
-  const text = await readFile(join(root, 'SIGNATURE'), 'utf8').catch(() => undefined);
-  if (text === undefined) return undefined;
-  const parsed = parseSignatureFile(text);
-  return parsed.ok && isJobId(parsed.file.jobId) ? normalizeJobId(parsed.file.jobId) : undefined;
-}

@@ -1,8 +1,5 @@
-import { execFile } from 'node:child_process';
-import { promisify } from 'node:util';
 import { list as listDrives } from 'drivelist';
-
-const run = promisify(execFile);
+import { runCommand } from './blockdev.js';
 
 export interface Partition {
   /** `/dev/sdb1`, `/dev/loop3` */
@@ -31,7 +28,7 @@ const SYSTEM_MOUNTS = new Set(['/', '/boot', '/boot/efi', '/usr', '/var', '/home
  */
 export async function listPartitions(): Promise<Partition[]> {
   const [{ stdout }, drives] = await Promise.all([
-    run('lsblk', ['-J', '-l', '-o', 'NAME,PATH,TYPE,MOUNTPOINT,RM,PKNAME']),
+    runCommand('lsblk', ['-J', '-l', '-o', 'NAME,PATH,TYPE,MOUNTPOINT,RM,PKNAME']),
     listDrives().catch(() => []),
   ]);
   const devices = (JSON.parse(stdout) as { blockdevices: LsblkDevice[] }).blockdevices;

@@ -17,7 +17,8 @@ type SignatureRead =
   | { state: 'missing'; why: string }
   | { state: 'malformed'; why: string; jobId?: string };
 
-async function readSignature(root: string): Promise<SignatureRead> {
+/** The SIGNATURE at a device's root, read and parsed; what is wrong with it, in words, if anything. */
+export async function readSignature(root: string): Promise<SignatureRead> {
   let text: string;
   try {
     text = await readFile(join(root, 'SIGNATURE'), 'utf8');

@@ -1,6 +1,5 @@
 import { createHash } from 'node:crypto';
-import { constants } from 'node:fs';
-import { open, readdir, stat } from 'node:fs/promises';
+import { readdir, stat } from 'node:fs/promises';
 import type { S3Client } from '@aws-sdk/client-s3';
 import type { Logger } from 'pino';
 import type { LimitFunction } from 'p-limit';
@@ -18,6 +17,7 @@ import { Journal } from './journal.js';
 import { KeyMapper, MAX_OBJECT_BYTES, ROWS, type Refusal } from './keys.js';
 import { ObjectWriter } from './objects.js';
 import { Progress } from './progress.js';
+import { openSource } from './read.js';
 import { abortAbandonedUploads } from './sweep.js';
 import { FileUploader, type StopReason, type UploadResult } from './upload-file.js';
 import { walk, displayPath, type Entry } from './walk.js';
@@ -227,10 +227,9 @@ class Load {
   }
 
   private async uploadOne(e: Entry, seq: number, file: string, key: string): Promise<void> {
-    const abs = Buffer.concat([Buffer.from(this.req.root), Buffer.from('/'), e.path]);
     let result: UploadResult;
     try {
-      result = await this.uploader.upload({ abs, path: e.path, text: e.text!, seq, key, size: e.size });
+      result = await this.uploader.upload({ abs: this.abs(e.path), path: e.path, text: e.text!, seq, key, size: e.size });
     } catch (err) {
       if (err instanceof S3Unreachable) {
         this.interrupt(`S3 cannot be reached (${err.message})`);
@@ -257,6 +256,11 @@ class Load {
     this.progress.fileDone(row.status, row.code);
   }
 
+  /** A walked entry's absolute path, as bytes (its name may not be UTF-8). */
+  private abs(path: Buffer): Buffer {
+    return Buffer.concat([Buffer.from(this.req.root), Buffer.from('/'), path]);
+  }
+
   private async deviceStillThere(): Promise<boolean> {
     try {
       await stat(this.req.root);
@@ -272,8 +276,7 @@ class Load {
     let checked = 0;
     let changed = 0;
     for (const f of this.journal.storedFiles()) {
-      const abs = Buffer.concat([Buffer.from(this.req.root), Buffer.from('/'), f.path]);
-      const md5 = await md5OfFile(abs).catch(() => undefined);
+      const md5 = await md5OfFile(this.abs(f.path), f.size).catch(() => undefined);
       checked++;
       if (md5 !== f.md5) {
         changed++;
@@ -319,19 +322,14 @@ class Load {
   }
 }
 
-async function md5OfFile(abs: Buffer): Promise<string> {
-  const fh = await open(abs, constants.O_RDONLY | constants.O_NOFOLLOW);
+async function md5OfFile(abs: Buffer, size: number): Promise<string> {
+  const src = await openSource(abs, size);
   try {
     const hash = createHash('md5');
     const buf = Buffer.allocUnsafe(1024 * 1024);
-    for (let pos = 0; ; ) {
-      const { bytesRead } = await fh.read(buf, 0, buf.length, pos);
-      if (bytesRead === 0) break;
-      hash.update(buf.subarray(0, bytesRead));
-      pos += bytesRead;
-    }
+    for (let pos = 0, n; (n = await src.readAt(buf, buf.length, pos)) > 0; pos += n) hash.update(buf.subarray(0, n));
     return hash.digest('hex');
   } finally {
-    await fh.close();
+    await src.close();
   }
 }
