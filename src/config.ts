@@ -39,6 +39,8 @@ export interface S3Settings {
   unsignedPayload: boolean;
   /** single PUTs signed and sent without the SDK's command pipeline (much less CPU per small file) */
   directPut: boolean;
+  /** a connection silent this long (no answer, no progress) is given up, and the request tried again */
+  requestTimeoutMs: number;
   /** false when neither the config nor the environment names an S3 connection */
   configured: boolean;
 }
@@ -112,6 +114,7 @@ export function loadConfig(sources: ConfigSources): Config {
       responseChecksumValidation: (values['s3.responseChecksumValidation'] as ChecksumSetting | undefined) ?? checksums,
       unsignedPayload: (values['s3.unsignedPayload'] as boolean | undefined) ?? true,
       directPut: (values['s3.directPut'] as boolean | undefined) ?? true,
+      requestTimeoutMs: (values['s3.requestTimeoutMs'] as number | undefined) ?? 120_000,
       configured: custom || raw?.s3 !== undefined || Boolean(env.AWS_ACCESS_KEY_ID || env.AWS_PROFILE),
     },
     upload,
@@ -166,6 +169,7 @@ const SCHEMA: Schema = {
     responseChecksumValidation: oneOf('WHEN_REQUIRED', 'WHEN_SUPPORTED'),
     unsignedPayload: bool,
     directPut: bool,
+    requestTimeoutMs: int(1000, 3_600_000),
   },
   upload: {
     maxRequests: int(1, 1024),

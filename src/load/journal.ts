@@ -53,6 +53,7 @@ export class Journal {
            file = @file, status = @status, code = @code, log_key = @key, md5 = @md5, content_type = @contentType,
            upload_id = NULL, object_key = NULL, part_size = NULL`,
       ),
+      hasKey: db.prepare('SELECT 1 FROM files WHERE job_id = ? AND log_key = ? LIMIT 1'),
       dropParts: db.prepare('DELETE FROM parts WHERE job_id = ? AND path = ?'),
       startUpload: db.prepare(
         `INSERT INTO files (job_id, path, seq, state, size, mtime_ms, upload_id, object_key, part_size)
@@ -178,6 +179,11 @@ export class Journal {
       if (rows.length < pageSize) return;
       after = rows.at(-1)!;
     }
+  }
+
+  /** Whether a row of this job names this object key (as `bucket/key`, as the log does). */
+  hasKey(logKey: string): boolean {
+    return this.stmts.hasKey.get(this.jobId, logKey) !== undefined;
   }
 
   errorCount(): number {

@@ -10,6 +10,7 @@ import type { Db } from '../jobs/db.js';
 import type { Job, JobStore } from '../jobs/store.js';
 import type { Manifest } from '../manifest/types.js';
 import type { DirectPut } from '../s3/direct-put.js';
+import { describe } from '../errors.js';
 import { S3Refused, S3Unreachable } from '../s3/errors.js';
 import { admit } from './admit.js';
 import { Budget } from './budget.js';
@@ -18,7 +19,7 @@ import { KeyMapper, MAX_OBJECT_BYTES, ROWS, type Refusal } from './keys.js';
 import { ObjectWriter } from './objects.js';
 import { Progress } from './progress.js';
 import { openSource } from './read.js';
-import { abortAbandonedUploads } from './sweep.js';
+import { abortAbandonedUploads, abortOrphanedUploads } from './sweep.js';
 import { FileUploader, type StopReason, type UploadResult } from './upload-file.js';
 import { walk, displayPath, type Entry } from './walk.js';
 
@@ -291,6 +292,7 @@ class Load {
   private async finish(end: LoadEnd): Promise<LoadOutcome> {
     const { store } = this.station;
     await abortAbandonedUploads(this.station.journalDb, this.station.client, this.station.limit, this.log, this.job.id);
+    await this.abortOrphans();
     const logFile = writeLocalLog(store.dataDir, this.job.id, this.journal.rows());
     const logKey = this.manifest.logPrefix + logName(this.job.id);
     const errorCount = this.journal.errorCount();
@@ -309,6 +311,17 @@ class Load {
     if (end.kind === 'finished') store.moveJob(this.job.id, errorCount > 0 ? 'CompletedWithErrors' : 'Completed', `${errorCount} errors`);
     this.log.info({ logBucket: this.manifest.logBucket, logKey, errorCount, end: end.kind }, 'load ended');
     return this.outcome(end, logFile);
+  }
+
+  private async abortOrphans(): Promise<void> {
+    const began = this.station.store.history(this.job.id).find((h) => h.subject === 'job' && h.to === 'InProgress')?.at ?? Date.now();
+    const bucket = `${this.manifest.bucket}/`;
+    try {
+      await abortOrphanedUploads(this.station.journalDb, this.writer, this.manifest.prefix, (key) => this.journal.hasKey(bucket + key), began, this.log);
+    } catch (err) {
+      // Not worth failing a finished load over: the uploads cost storage, not data, and a bucket lifecycle rule ends them.
+      this.log.warn({ err: describe(err) }, 'could not look for orphaned multipart uploads');
+    }
   }
 
   private outcome(end: LoadEnd, logFile?: string): LoadOutcome {

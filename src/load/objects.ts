@@ -3,6 +3,7 @@ import {
   CompleteMultipartUploadCommand,
   CreateMultipartUploadCommand,
   HeadObjectCommand,
+  ListMultipartUploadsCommand,
   ListPartsCommand,
   PutObjectCommand,
   UploadPartCommand,
@@ -10,7 +11,7 @@ import {
 } from '@aws-sdk/client-s3';
 import type { LimitFunction } from 'p-limit';
 import type { DirectPut } from '../s3/direct-put.js';
-import { classifyS3Error } from '../s3/errors.js';
+import { S3Refused, classifyS3Error } from '../s3/errors.js';
 
 /** Headers every object of a job gets, from the manifest, plus its content headers. */
 export interface ObjectHeaders {
@@ -107,10 +108,32 @@ export class ObjectWriter {
     return { etag: normalizeEtag(out.ETag), size: out.ContentLength ?? -1 };
   }
 
+  /** Aborts an upload. One S3 no longer knows (aborted or completed before, perhaps by a try whose answer was lost) is done. */
   async abort(key: string, uploadId: string): Promise<void> {
-    await this.send(`AbortMultipartUpload ${key}`, () =>
-      this.client.send(new AbortMultipartUploadCommand({ Bucket: this.bucket, Key: key, UploadId: uploadId })),
-    );
+    try {
+      await this.send(`AbortMultipartUpload ${key}`, () =>
+        this.client.send(new AbortMultipartUploadCommand({ Bucket: this.bucket, Key: key, UploadId: uploadId })),
+      );
+    } catch (err) {
+      if (!(err instanceof S3Refused && err.status === 404)) throw err;
+    }
+  }
+
+  /** The multipart uploads open under a prefix, with when S3 says each began. */
+  async listUploads(prefix: string): Promise<Array<{ key: string; uploadId: string; initiated: Date }>> {
+    const uploads: Array<{ key: string; uploadId: string; initiated: Date }> = [];
+    let keyMarker: string | undefined;
+    let uploadIdMarker: string | undefined;
+    do {
+      const out = await this.send(`ListMultipartUploads ${this.bucket}/${prefix}`, () =>
+        this.client.send(new ListMultipartUploadsCommand({ Bucket: this.bucket, Prefix: prefix, KeyMarker: keyMarker, UploadIdMarker: uploadIdMarker })),
+      );
+      for (const u of out.Uploads ?? []) {
+        if (u.Key !== undefined && u.UploadId !== undefined) uploads.push({ key: u.Key, uploadId: u.UploadId, initiated: u.Initiated ?? new Date(0) });
+      }
+      [keyMarker, uploadIdMarker] = out.IsTruncated ? [out.NextKeyMarker, out.NextUploadIdMarker] : [undefined, undefined];
+    } while (keyMarker !== undefined);
+    return uploads;
   }
 
   /** The parts S3 holds for an upload, or undefined when it no longer knows the upload. */

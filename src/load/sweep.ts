@@ -2,7 +2,6 @@ import type { S3Client } from '@aws-sdk/client-s3';
 import type { LimitFunction } from 'p-limit';
 import type { Logger } from 'pino';
 import type { Db } from '../jobs/db.js';
-import { S3Refused } from '../s3/errors.js';
 import { ObjectWriter } from './objects.js';
 
 /**
@@ -24,11 +23,8 @@ export async function abortAbandonedUploads(db: Db, client: S3Client, limit: Lim
     try {
       await new ObjectWriter(client, u.bucket, limit).abort(u.object_key, u.upload_id);
     } catch (err) {
-      // Already gone (completed, or aborted before): nothing left to do.
-      if (!(err instanceof S3Refused && err.status === 404)) {
-        log.warn({ jobId: u.job_id, uploadId: u.upload_id, err: (err as Error).message }, 'could not abort an abandoned multipart upload');
-        continue;
-      }
+      log.warn({ jobId: u.job_id, uploadId: u.upload_id, err: (err as Error).message }, 'could not abort an abandoned multipart upload');
+      continue;
     }
     db.transaction(() => {
       db.prepare('DELETE FROM uploads WHERE upload_id = ?').run(u.upload_id);
@@ -36,6 +32,34 @@ export async function abortAbandonedUploads(db: Db, client: S3Client, limit: Lim
     })();
     aborted++;
     log.info({ jobId: u.job_id, bucket: u.bucket, key: u.object_key, uploadId: u.upload_id }, 'abandoned multipart upload aborted');
+  }
+  return aborted;
+}
+
+/**
+ * Aborts uploads of a job that the station never learned the ID of: a CreateMultipartUpload whose answer was lost
+ * (a reset, a timeout) is tried again and makes a second upload, and a crash can fall between S3's answer and
+ * the journal. At the end of a job, an upload still open on one of the job's own keys, begun since its load
+ * began and not in the station's registry, can only be such an orphan (or someone else writing the very same
+ * key, whose object the job's would overwrite anyway). `since` is taken 15 minutes early: S3 refuses requests
+ * signed with a clock further off than that, so its clock and ours agree at least that well.
+ */
+export async function abortOrphanedUploads(
+  db: Db,
+  writer: ObjectWriter,
+  prefix: string,
+  isJobKey: (key: string) => boolean,
+  since: number,
+  log: Logger,
+): Promise<number> {
+  const known = db.prepare('SELECT 1 FROM uploads WHERE upload_id = ?');
+  const earliest = since - 15 * 60_000;
+  let aborted = 0;
+  for (const u of await writer.listUploads(prefix)) {
+    if (u.initiated.getTime() < earliest || known.get(u.uploadId) !== undefined || !isJobKey(u.key)) continue;
+    await writer.abort(u.key, u.uploadId);
+    aborted++;
+    log.info({ bucket: writer.bucket, key: u.key, uploadId: u.uploadId }, 'orphaned multipart upload aborted');
   }
   return aborted;
 }

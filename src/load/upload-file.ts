@@ -212,10 +212,10 @@ export class FileUploader {
       if (failure !== undefined) throw failure;
       if (await hasBytesAfter(o, o.size)) throw new FileChangedError(f.text, 'it grew');
       await this.checkUnchanged(f, o);
-      let etag = await writer.complete(f.key, uploadId, etags.map((etag, i) => ({ partNumber: i + 1, etag })));
+      const multipartEtag = `${md5Of(Buffer.concat(partMd5s)).toString('hex')}-${count}`;
+      let etag = await this.complete(f, uploadId, etags, multipartEtag);
       if (etag === '') etag = (await writer.head(f.key)).etag; // radosgw answers Complete with an empty ETag
       const md5 = await whole.digest();
-      const multipartEtag = `${md5Of(Buffer.concat(partMd5s)).toString('hex')}-${count}`;
       // S3's multipart ETag is md5(part md5s)-N; a server that gives the whole file's MD5 instead is checked against that.
       if (etag !== multipartEtag && etag !== md5) {
         return this.failed(f, 500, 'ETagMismatch', o.size, o.mtimeMs, `S3 answered ETag ${etag}, expected ${multipartEtag}`, content);
@@ -224,6 +224,22 @@ export class FileUploader {
     } catch (err) {
       await this.drop(f, uploadId);
       throw err;
+    }
+  }
+
+  /**
+   * Completes an upload. When the answer to a Complete is lost (a reset, a timeout), the SDK tries again and S3
+   * no longer knows the upload (404 NoSuchUpload): the object it made is there, recognised by its ETag.
+   */
+  private async complete(f: FileToUpload, uploadId: string, etags: string[], multipartEtag: string): Promise<string> {
+    try {
+      return await this.ctx.writer.complete(f.key, uploadId, etags.map((etag, i) => ({ partNumber: i + 1, etag })));
+    } catch (err) {
+      if (!(err instanceof S3Refused && err.status === 404)) throw err;
+      const stored = await this.ctx.writer.head(f.key).catch(() => undefined);
+      if (stored?.etag !== multipartEtag) throw err;
+      this.ctx.log.info({ file: f.text, uploadId }, 'Complete answered NoSuchUpload, and the object is there: an earlier try completed it');
+      return stored.etag;
     }
   }
 

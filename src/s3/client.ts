@@ -32,7 +32,9 @@ export function makeS3Client(s3: S3Settings, maxSockets = 32, maxAttempts = 3): 
       httpsAgent: new HttpsAgent(agent),
       connectionTimeout: 10_000,
       // A socket silent this long is dead (a pulled cable, a hung server): the request fails and is retried.
-      requestTimeout: 120_000,
+      // `socketTimeout`, not `requestTimeout`: in this handler the latter only logs a warning unless told to
+      // throw, and it bounds the whole request, which a large part on a slow link may rightly exceed.
+      socketTimeout: s3.requestTimeoutMs,
     }),
   });
   if (s3.unsignedPayload) {

@@ -102,7 +102,7 @@ export class DirectPut {
     const request = this.base.protocol === 'https:' ? httpsRequest : httpRequest;
     return new Promise((resolve, reject) => {
       const req = request(
-        { method: 'PUT', hostname, ...(port && { port: Number(port) }), path, headers, agent: this.agent, timeout: 120_000 },
+        { method: 'PUT', hostname, ...(port && { port: Number(port) }), path, headers, agent: this.agent, timeout: this.s3.requestTimeoutMs },
         (res: IncomingMessage) => {
           const status = res.statusCode ?? 0;
           if (status < 300) {

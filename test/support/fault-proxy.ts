@@ -2,7 +2,9 @@
 // path-style) and it forwards every request to the real S3 server (radosgw), except that requests
 // matching a rule get a fault: an S3 XML error answered by the proxy (e.g. 503 SlowDown), a request
 // body with one byte flipped in transit (the server then answers 400 BadDigest against Content-MD5),
-// a dropped connection, or a delay.
+// a dropped connection, a delay, a connection reset in the middle of the request body, an answer held
+// back past the client's timeout after the server did the work, or an answer cut off half-way.
+// `chaos()` adds faults at random on every request (seeded, so a failing run can be replayed).
 //
 // Forwarding is transparent: the request line, every header (Host included, as the client sent it,
 // so the SigV4 signature still matches) and the body go upstream unchanged and streamed; the answer's
@@ -27,7 +29,19 @@ export type Fault =
   | { kind: 'status'; status: number; code: string } // answer with an S3 XML error (e.g. 503 SlowDown) without forwarding
   | { kind: 'corrupt' } // forward, but flip one byte of the request body (keep Content-Length and headers unchanged) so the server answers BadDigest
   | { kind: 'drop' } // destroy the client socket without answering (after reading the request head)
-  | { kind: 'delay'; ms: number }; // hold the request this long, then forward
+  | { kind: 'delay'; ms: number } // hold the request this long, then forward
+  | { kind: 'reset' } // forward, then cut both connections when half the request body has gone upstream (at once if it has none)
+  | { kind: 'stall' } // forward; the server does the work, but its answer is never relayed (the client must time out)
+  | { kind: 'truncate' }; // forward; relay the first half of the server's answer (status line, headers, body), then cut the connection
+
+export type FaultKind = Fault['kind'];
+
+/** Random faults: each request that no rule matched gets one with probability `rate`, its kind drawn evenly from `faults`. */
+export interface Chaos {
+  seed: number;
+  rate: number;
+  faults: Fault[];
+}
 
 export interface FaultRule {
   /** which requests: method, and a predicate on the decoded path+query (e.g. key contains "big.bin" and query has partNumber=2) */
@@ -40,6 +54,10 @@ export interface FaultRule {
 export interface FaultProxy {
   endpoint: string; // http://127.0.0.1:PORT
   addRule(rule: FaultRule): void;
+  /** from now on, random faults on every request no rule matched (undefined: none) */
+  chaos(chaos: Chaos | undefined): void;
+  /** faults injected so far, by kind (a 'status' fault counted as `status <code>`) */
+  counts(): Record<string, number>;
   /** every request seen: method, path, query string, status answered, whether a fault was injected */
   log: Array<{ method: string; path: string; query: string; status?: number; fault?: Fault['kind'] }>;
   close(): Promise<void>;
@@ -68,8 +86,10 @@ export async function startFaultProxy(target: string): Promise<FaultProxy> {
   const rules: Array<{ rule: FaultRule; left: number }> = [];
   const log: LogEntry[] = [];
   const sockets = new Set<Socket>();
+  const counts: Record<string, number> = {};
+  let chaos: { rate: number; faults: Fault[]; random: () => number } | undefined;
 
-  /** The fault for this request, if a rule with uses left matches (rules are tried in the order added). */
+  /** The fault for this request: a rule with uses left that matches (tried in the order added), else chaos's draw. */
   function faultFor(req: IncomingMessage, path: string, query: URLSearchParams): Fault | undefined {
     for (const entry of rules) {
       if (entry.left <= 0) continue;
@@ -78,6 +98,7 @@ export async function startFaultProxy(target: string): Promise<FaultProxy> {
         return entry.rule.fault;
       }
     }
+    if (chaos && chaos.random() < chaos.rate) return chaos.faults[Math.floor(chaos.random() * chaos.faults.length)];
     return undefined;
   }
 
@@ -95,7 +116,11 @@ export async function startFaultProxy(target: string): Promise<FaultProxy> {
       answer(res, 500, 'InternalError', `fault proxy: rule predicate threw: ${String(err)}`);
       return;
     }
-    if (fault) entry.fault = fault.kind;
+    if (fault) {
+      entry.fault = fault.kind;
+      const name = fault.kind === 'status' ? `status ${fault.code}` : fault.kind;
+      counts[name] = (counts[name] ?? 0) + 1;
+    }
 
     switch (fault?.kind) {
       case 'status':
@@ -109,20 +134,26 @@ export async function startFaultProxy(target: string): Promise<FaultProxy> {
         const onClose = () => clearTimeout(timer);
         const timer = setTimeout(() => {
           socket.off('close', onClose);
-          forward(req, res, expectContinue, false);
+          forward(req, res, expectContinue, undefined);
         }, fault.ms);
         socket.once('close', onClose);
         return;
       }
+      case 'reset':
+        if (Number(req.headers['content-length'] ?? 0) === 0) req.socket.destroy();
+        else forward(req, res, expectContinue, fault);
+        return;
       case 'corrupt':
-        forward(req, res, expectContinue, true);
+      case 'stall':
+      case 'truncate':
+        forward(req, res, expectContinue, fault);
         return;
       default:
-        forward(req, res, expectContinue, false);
+        forward(req, res, expectContinue, undefined);
     }
   }
 
-  function forward(req: IncomingMessage, res: ServerResponse, expectContinue: boolean, corrupt: boolean): void {
+  function forward(req: IncomingMessage, res: ServerResponse, expectContinue: boolean, fault: Fault | undefined): void {
     if (req.socket.destroyed) return;
     const headers: string[] = [];
     for (let i = 0; i < req.rawHeaders.length; i += 2) {
@@ -143,8 +174,13 @@ export async function startFaultProxy(target: string): Promise<FaultProxy> {
     const sendBody = () => {
       if (bodySent) return;
       bodySent = true;
-      if (corrupt) req.pipe(flipFirstByte()).pipe(upReq);
-      else req.pipe(upReq);
+      if (fault?.kind === 'corrupt') req.pipe(flipFirstByte()).pipe(upReq);
+      else if (fault?.kind === 'reset') {
+        req.pipe(cutAfter(Number(req.headers['content-length']) / 2, () => {
+          upReq.destroy();
+          req.socket.destroy();
+        })).pipe(upReq);
+      } else req.pipe(upReq);
     };
 
     upReq.on('response', (upRes) => {
@@ -153,6 +189,22 @@ export async function startFaultProxy(target: string): Promise<FaultProxy> {
       for (let i = 0; i < upRes.rawHeaders.length; i += 2) {
         const name = upRes.rawHeaders[i]!;
         if (!HOP_BY_HOP.has(name.toLowerCase())) resHeaders.push(name, upRes.rawHeaders[i + 1]!);
+      }
+      if (fault?.kind === 'stall') {
+        upRes.resume(); // the server's answer is taken and dropped; the client hears nothing until it gives up
+        return;
+      }
+      if (fault?.kind === 'truncate') {
+        const chunks: Buffer[] = [];
+        upRes.on('data', (chunk: Buffer) => chunks.push(chunk));
+        upRes.on('end', () => {
+          const head = [`HTTP/1.1 ${upRes.statusCode} ${upRes.statusMessage}`];
+          for (let i = 0; i < resHeaders.length; i += 2) head.push(`${resHeaders[i]}: ${resHeaders[i + 1]}`);
+          const whole = Buffer.concat([Buffer.from(`${head.join('\r\n')}\r\n\r\n`, 'latin1'), ...chunks]);
+          const socket = req.socket;
+          socket.write(whole.subarray(0, Math.floor(whole.length / 2)), () => socket.destroy());
+        });
+        return;
       }
       res.writeHead(upRes.statusCode ?? 502, upRes.statusMessage, resHeaders);
       upRes.pipe(res);
@@ -215,6 +267,10 @@ export async function startFaultProxy(target: string): Promise<FaultProxy> {
     addRule(rule: FaultRule): void {
       rules.push({ rule, left: rule.times ?? 1 });
     },
+    chaos(c: Chaos | undefined): void {
+      chaos = c && { rate: c.rate, faults: c.faults, random: seeded(c.seed) };
+    },
+    counts: () => ({ ...counts }),
     log,
     close(): Promise<void> {
       return new Promise((resolve) => {
@@ -253,6 +309,33 @@ function flipFirstByte(): Transform {
       callback(null, chunk);
     },
   });
+}
+
+/** A pass-through stream that calls `cut` (and passes nothing more) once `limit` bytes have gone through. */
+function cutAfter(limit: number, cut: () => void): Transform {
+  let passed = 0;
+  return new Transform({
+    transform(chunk: Buffer, _encoding, callback) {
+      if (passed >= limit) return callback();
+      const room = Math.max(1, Math.floor(limit - passed));
+      passed += chunk.length;
+      if (passed < limit) return callback(null, chunk);
+      callback(null, chunk.subarray(0, room));
+      setImmediate(cut); // after that piece has been written upstream
+    },
+  });
+}
+
+/** mulberry32: a small seeded generator, so a run's sequence of faults can be replayed from its seed. */
+export function seeded(seed: number): () => number {
+  let a = seed >>> 0;
+  return () => {
+    a = (a + 0x6d2b79f5) >>> 0;
+    let t = a;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
 }
 
 function decodePath(path: string): string {

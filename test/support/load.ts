@@ -44,6 +44,8 @@ export interface LoadSetup {
 export interface SetupOptions {
   /** extra manifest lines (YAML), appended to the minimal fixture */
   manifest?: string;
+  /** extra config under `s3:` (indented lines) */
+  s3?: string;
   /** extra config under `upload:` */
   upload?: string;
   /** extra top-level config sections */
@@ -66,7 +68,7 @@ export async function setupLoad(t: Parameters<typeof tempStation>[0], opts: Setu
   const s = tempStation(t);
   writeFileSync(
     s.configFile,
-    `s3:\n  endpoint: ${endpoint}\nupload:\n  multipartThreshold: 5 MiB\n  partSize: 5 MiB\n  maxAttempts: 3\n${opts.upload ?? ''}${opts.config ?? ''}`,
+    `s3:\n  endpoint: ${endpoint}\n${opts.s3 ?? ''}upload:\n${uploadDefaults(opts.upload)}${opts.upload ?? ''}${opts.config ?? ''}`,
   );
   const env = { AWS_ACCESS_KEY_ID: s3.accessKeyId, AWS_SECRET_ACCESS_KEY: s3.secretAccessKey };
   const run = (args: string[]) => s.run(args, { env });
@@ -83,6 +85,15 @@ export async function setupLoad(t: Parameters<typeof tempStation>[0], opts: Setu
   if (created.code !== 0) throw new Error(created.stderr);
   const jobId = JSON.parse(created.stdout).jobId as string;
   return { s3, endpoint, bucket, logBucket, drive, jobId, dir: s.dir, dataDir: s.dataDir, configFile: s.configFile, run, runAsync, env };
+}
+
+/** Small parts and few tries, so tests are quick; a setting the test gives in `upload` wins. */
+function uploadDefaults(given = ''): string {
+  const defaults = { multipartThreshold: '5 MiB', partSize: '5 MiB', maxAttempts: '3' };
+  return Object.entries(defaults)
+    .filter(([key]) => !new RegExp(`^\\s*${key}:`, 'm').test(given))
+    .map(([key, value]) => `  ${key}: ${value}\n`)
+    .join('');
 }
 
 export type LogRecord = Record<'DateTime' | 'File' | 'Status' | 'Code' | 'Key' | 'MD5' | 'Bytes' | 'Content-Type', string>;
