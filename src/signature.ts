@@ -38,32 +38,46 @@ function crlfToLf(bytes: Buffer): Buffer {
 
 export type ParsedSignature = { ok: true; file: SignatureFile } | { ok: false; problem: string };
 
+/** The four lines of a SIGNATURE, by their names in lower case (names are read case-insensitively). */
+const FIELDS = { version: 'version', signingmethod: 'signingMethod', jobid: 'jobId', signature: 'signature' } as const;
+type FieldName = (typeof FIELDS)[keyof typeof FIELDS];
+
 /**
- * Reads a SIGNATURE file tolerantly: any line order, optional space after the colon, CRLF or LF, version 1.0 or
- * 2.0. Returns the problem in words instead of throwing: an unreadable SIGNATURE is an outcome of a load, not a
- * crash.
+ * Reads a SIGNATURE file tolerantly where the contract says so (§3): any line order, optional space after the
+ * colon, CRLF or LF, version 1.0 or 2.0, blank lines, a leading byte-order mark. Everything else is refused with
+ * the problem in words, instead of throwing: an unreadable SIGNATURE is an outcome of a load, not a crash. All four
+ * lines are required, each once: a file with two `jobId` lines (two SIGNATUREs pasted together) cannot say which
+ * job it is for, and an unknown line is more likely a damaged file than a newer format.
  */
 export function parseSignatureFile(text: string): ParsedSignature {
-  const fields = new Map<string, string>();
-  for (const line of text.split(/\r?\n/)) {
+  const body = text.startsWith('\uFEFF') ? text.slice(1) : text;
+  if (body.trim() === '') return { ok: false, problem: 'the file is empty' };
+  const fields = new Map<FieldName, string>();
+  for (const line of body.split(/\r?\n/)) {
     if (line.trim() === '') continue;
     const colon = line.indexOf(':');
-    if (colon < 0) return { ok: false, problem: `line "${line.slice(0, 40)}" is not name:value` };
-    fields.set(line.slice(0, colon).trim(), line.slice(colon + 1).trim());
+    if (colon < 0) return { ok: false, problem: `line "${shown(line)}" is not name:value` };
+    const raw = line.slice(0, colon).trim();
+    const name = (FIELDS as Record<string, FieldName>)[raw.toLowerCase()];
+    if (name === undefined) return { ok: false, problem: `unknown line "${shown(raw)}" (a SIGNATURE has version, signingMethod, jobId, signature)` };
+    if (fields.has(name)) return { ok: false, problem: `${name} appears twice (two SIGNATURE files in one?)` };
+    fields.set(name, line.slice(colon + 1).trim());
   }
-  const get = (name: string) => fields.get(name) ?? fields.get(name.toLowerCase());
-  const version = get('version');
-  const signingMethod = get('signingMethod');
-  const jobId = get('jobId');
-  const signature = get('signature');
-  if (!jobId) return { ok: false, problem: 'no jobId line' };
-  if (!signature) return { ok: false, problem: 'no signature line' };
-  if (version !== undefined && version !== '1.0' && version !== '2.0') {
-    return { ok: false, problem: `version ${version} is not 1.0 or 2.0` };
+  for (const name of Object.values(FIELDS)) {
+    if (!fields.get(name)) return { ok: false, problem: `no ${name} line` };
   }
-  if (signingMethod !== undefined && signingMethod !== 'HmacSHA1') {
-    return { ok: false, problem: `signingMethod ${signingMethod} is not HmacSHA1` };
-  }
+  const version = fields.get('version')!;
+  const signingMethod = fields.get('signingMethod')!;
+  const jobId = fields.get('jobId')!;
+  const signature = fields.get('signature')!;
+  if (version !== '1.0' && version !== '2.0') return { ok: false, problem: `version ${shown(version)} is not 1.0 or 2.0` };
+  if (signingMethod !== 'HmacSHA1') return { ok: false, problem: `signingMethod ${shown(signingMethod)} is not HmacSHA1` };
   if (!/^[A-Za-z0-9+/]+={0,2}$/.test(signature)) return { ok: false, problem: 'the signature is not base64' };
-  return { ok: true, file: { version: version ?? '2.0', signingMethod: signingMethod ?? 'HmacSHA1', jobId, signature } };
+  return { ok: true, file: { version, signingMethod, jobId, signature } };
+}
+
+/** A piece of a hostile file, safe to put in a message: at most 40 characters, control characters as \xNN. */
+export function shown(s: string): string {
+  const cut = s.length > 40 ? `${s.slice(0, 40)}…` : s;
+  return cut.replace(/[\u0000-\u001f\u007f-\u009f"\\]/g, (c) => `\\x${c.charCodeAt(0).toString(16).padStart(2, '0')}`);
 }

@@ -1,5 +1,5 @@
 import assert from 'node:assert/strict';
-import { readFileSync, readdirSync } from 'node:fs';
+import { readFileSync, readdirSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { test } from 'node:test';
 import { ACCESS_KEY_ID, FIXTURES, SECRET_KEY, errorName, tempStation } from './support/station.js';
@@ -58,4 +58,42 @@ test("a manifest naming an account the station does not know is InvalidAccessKey
   assert.equal(r.code, 1);
   assert.equal(errorName(r), 'InvalidAccessKeyId');
   assert.match(r.stderr, /AKIAIOSFODNN7EXAMPLE/);
+});
+
+test('a manifest over 1 MiB is refused before it is parsed, and an endless file is not read to its end', (t) => {
+  const s = tempStation(t);
+  assert.equal(s.run(['account', 'add', ACCESS_KEY_ID], { input: SECRET_KEY }).code, 0);
+  const minimal = readFileSync(join(GOOD, 'minimal.yaml'), 'utf8');
+  // Valid YAML either way: the fields, then a comment that brings the file to a given size.
+  const padded = (size: number) => {
+    const file = join(s.dir, `padded-${size}.yaml`);
+    writeFileSync(file, `${minimal}#${'x'.repeat(size - Buffer.byteLength(minimal) - 2)}\n`);
+    assert.equal(statSync(file).size, size);
+    return file;
+  };
+  const atLimit = s.run(['job', 'create', padded(1024 * 1024), '--no-bucket-check']);
+  assert.equal(atLimit.code, 0, `1 MiB is allowed: ${atLimit.stderr}`);
+  const over = s.run(['job', 'create', padded(1024 * 1024 + 1), '--no-bucket-check']);
+  assert.equal(over.code, 1);
+  assert.equal(errorName(over), 'MalformedManifest');
+  assert.match(over.stderr, /a manifest is at most 1 MiB/);
+  const huge = s.run(['job', 'create', padded(8 * 1024 * 1024), '--no-bucket-check']);
+  assert.equal(errorName(huge), 'MalformedManifest');
+  const endless = s.run(['job', 'create', '/dev/zero', '--no-bucket-check']);
+  assert.equal(endless.code, 1, endless.stderr);
+  assert.equal(errorName(endless), 'MalformedManifest');
+  assert.match(endless.stderr, /at most 1 MiB/);
+  assert.equal(JSON.parse(s.run(['job', 'list', '--json']).stdout).jobs.length, 1, 'only the 1 MiB manifest made a job');
+});
+
+test('deep nesting generated up to 1 MiB is refused without recursing through it', (t) => {
+  const s = tempStation(t);
+  assert.equal(s.run(['account', 'add', ACCESS_KEY_ID], { input: SECRET_KEY }).code, 0);
+  const file = join(s.dir, 'deep.yaml');
+  const n = 500_000;
+  writeFileSync(file, `${readFileSync(join(GOOD, 'minimal.yaml'), 'utf8')}ignore: ${'['.repeat(n)}${']'.repeat(n)}\n`);
+  const r = s.run(['job', 'create', file, '--no-bucket-check']);
+  assert.equal(r.code, 1, r.stderr);
+  assert.equal(errorName(r), 'MalformedManifest');
+  assert.match(r.stderr, /nests collections more than 16 deep/);
 });

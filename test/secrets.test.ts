@@ -1,7 +1,9 @@
 import assert from 'node:assert/strict';
-import { readFileSync, readdirSync, statSync } from 'node:fs';
+import { lstatSync, mkdirSync, readFileSync, readdirSync, readlinkSync, renameSync, rmSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
 import { join, relative } from 'node:path';
 import { test } from 'node:test';
+import { DaemonProcess, stageIs } from './support/daemon.js';
+import { MiB, bytes, logFromBucket, setupLoad, writeDrive } from './support/load.js';
 import { ACCESS_KEY_ID, SECRET_KEY, manifestFixture, tempStation, type Result } from './support/station.js';
 
 function filesUnder(dir: string): string[] {
@@ -56,4 +58,103 @@ test('account add refuses an empty secret and a malformed access key ID, storing
   assert.equal(bad.code, 2);
   assert.match(bad.stderr, /ACCESS_KEY_ID "short"/);
   assert.deepEqual(JSON.parse(s.run(['account', 'list', '--json']).stdout).accounts, []);
+});
+
+/** The inodes of the TCP sockets listening in this network namespace (`/proc/net/tcp*`, state 0A). */
+function listeningTcpInodes(): Set<string> {
+  const inodes = new Set<string>();
+  for (const table of ['/proc/net/tcp', '/proc/net/tcp6']) {
+    let text = '';
+    try {
+      text = readFileSync(table, 'utf8');
+    } catch {
+      continue; // no IPv6 on this machine
+    }
+    for (const line of text.split('\n').slice(1)) {
+      const cols = line.trim().split(/\s+/);
+      if (cols[3] === '0A') inodes.add(cols[9]!);
+    }
+  }
+  return inodes;
+}
+
+/** The socket inodes a process holds open. */
+function socketInodesOf(pid: number): string[] {
+  return readdirSync(`/proc/${pid}/fd`)
+    .map((fd) => {
+      try {
+        return readlinkSync(`/proc/${pid}/fd/${fd}`);
+      } catch {
+        return '';
+      }
+    })
+    .map((link) => /^socket:\[(\d+)\]$/.exec(link)?.[1])
+    .filter((inode): inode is string => inode !== undefined);
+}
+
+test('a whole daemon load: no secret in its logs, status answers, import logs or any file outside the data directory; the status service is a private Unix socket', async (t) => {
+  const setup = await setupLoad(t, { config: 'drives:\n  mountRoots: [/MEDIA-PLACEHOLDER]\n  pollIntervalMs: 200\n  autoMount: false\n' });
+  const media = join(setup.dir, 'media');
+  mkdirSync(media);
+  writeFileSync(setup.configFile, readFileSync(setup.configFile, 'utf8').replace('/MEDIA-PLACEHOLDER', media));
+  writeDrive(setup.drive, { 'a.txt': 'a', 'dir/b.bin': bytes(6 * MiB, 2), 'bad-link': Buffer.from('') });
+  rmSync(join(setup.drive, 'bad-link'));
+  symlinkSync('/etc/passwd', join(setup.drive, 'bad-link'));
+  // Each secret, and the forms an encoder might turn it into on its way to a log.
+  const secrets = [SECRET_KEY, setup.s3.secretAccessKey].flatMap((s) => [s, Buffer.from(s).toString('base64'), Buffer.from(s).toString('hex'), encodeURIComponent(s)]);
+  const found = (where: string, text: string | Buffer) => {
+    for (const s of secrets) assert.ok(!text.includes(s), `a secret (${s.slice(0, 4)}…) appears in ${where}`);
+  };
+
+  const d = new DaemonProcess(setup);
+  t.after(async () => {
+    if (d.child.exitCode === null) await d.kill('SIGKILL');
+  });
+  await d.waitFor((e) => e.msg === 'station ready', 'ready');
+  renameSync(setup.drive, join(media, 'drive1'));
+  await d.waitFor(stageIs(setup.jobId, 'done'), 'done');
+
+  // The status service: a Unix socket only the station's user may use, in a folder only it may enter.
+  const sock = join(setup.dataDir, 'run', 'station.sock');
+  assert.ok(lstatSync(sock).isSocket(), `${sock} is a Unix socket`);
+  assert.equal(lstatSync(sock).mode & 0o077, 0, 'the socket is not open to group or others');
+  assert.equal(statSync(join(setup.dataDir, 'run')).mode & 0o777, 0o700);
+  const listening = listeningTcpInodes();
+  const daemonSockets = socketInodesOf(d.child.pid!);
+  assert.ok(daemonSockets.length > 0, 'the daemon holds sockets (its status socket at least)');
+  assert.deepEqual(daemonSockets.filter((i) => listening.has(i)), [], 'the daemon listens on no TCP port');
+
+  const statusJson = await setup.runAsync(['status', '--json']);
+  const statusText = await setup.runAsync(['status']);
+  assert.equal(JSON.parse(statusJson.stdout).drives[0].stage, 'done');
+  assert.match(statusText.stdout, /safe to unplug/);
+  const commands = [
+    statusJson,
+    statusText,
+    await setup.runAsync(['job', 'status', setup.jobId, '--json']),
+    await setup.runAsync(['job', 'status', setup.jobId]),
+    await setup.runAsync(['job', 'list']),
+    await setup.runAsync(['account', 'list', '--json']),
+  ];
+  assert.equal(await d.kill('SIGTERM'), 0);
+  for (const r of commands) found(`a command's output: ${r.stdout}${r.stderr}`, r.stdout + r.stderr);
+  assert.ok(d.events.length > 5, 'the daemon logged');
+  found('the daemon log', d.events.map((e) => JSON.stringify(e)).join('\n') + d.stderr);
+
+  const { text, rows } = await logFromBucket(setup);
+  assert.ok(rows.some((r) => r.File === 'dir/b.bin' && r.Code === 'OK'), 'the load ran');
+  found('the import log in the bucket', text);
+  const localLogs = filesUnder(setup.dataDir).filter((f) => f.includes(`import-log-${setup.jobId}`));
+  assert.equal(localLogs.length, 1, 'the local copy of the import log');
+  found('the local import log', readFileSync(localLogs[0]!));
+
+  for (const file of filesUnder(setup.dir)) {
+    if (!relative(setup.dataDir, file).startsWith('..')) continue;
+    found(file, readFileSync(file));
+  }
+  assert.ok(readFileSync(join(setup.dataDir, 'station.db')).includes(SECRET_KEY), 'the account secret is kept in the data directory');
+  assert.equal(statSync(setup.dataDir).mode & 0o777, 0o700, 'the data directory is 0700');
+  const dataFiles = readdirSync(setup.dataDir, { recursive: true, withFileTypes: true }).map((e) => join(e.parentPath, e.name));
+  assert.ok(dataFiles.some((f) => f.endsWith('station.db-wal') || f.endsWith('station.db')), 'the database is there');
+  for (const file of dataFiles) assert.equal(lstatSync(file).mode & 0o077, 0, `${file} is not open to group or others`);
 });

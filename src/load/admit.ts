@@ -1,11 +1,12 @@
-import { readFile, readdir, stat } from 'node:fs/promises';
+import { constants } from 'node:fs';
+import { open, readdir, stat, type FileHandle } from 'node:fs/promises';
 import { join } from 'node:path';
 import { Exit, StationError, usageError } from '../errors.js';
 import { isJobId, normalizeJobId } from '../jobs/ids.js';
 import type { Job, JobStore } from '../jobs/store.js';
 import { parseManifest } from '../manifest/parse.js';
 import type { Manifest } from '../manifest/types.js';
-import { parseSignatureFile, sign, signatureMatches } from '../signature.js';
+import { parseSignatureFile, shown, sign, signatureMatches } from '../signature.js';
 
 /** A load refused or aborted: exit 4, with the contract's name where it has one. */
 export function loadRefused(code: string, message: string): StationError {
@@ -17,18 +18,55 @@ type SignatureRead =
   | { state: 'missing'; why: string }
   | { state: 'malformed'; why: string; jobId?: string };
 
-/** The SIGNATURE at a device's root, read and parsed; what is wrong with it, in words, if anything. */
+/** A SIGNATURE is four short lines; anything larger is not one, and is not read into memory to find out. */
+export const MAX_SIGNATURE_BYTES = 64 * 1024;
+
+/**
+ * The SIGNATURE at a device's root, read and parsed; what is wrong with it, in words, if anything. The device is
+ * the customer's: the name is never followed if it is a symbolic link (it could point anywhere on the station),
+ * a FIFO or device named SIGNATURE is not opened in a way that could block, and at most 64 KiB are read.
+ * Something named SIGNATURE that is not a readable file of that size is `malformed` (the job, if known, becomes
+ * InvalidSignature): it is there, so "missing" would send the operator looking for it.
+ */
 export async function readSignature(root: string): Promise<SignatureRead> {
-  let text: string;
+  const path = join(root, 'SIGNATURE');
+  const malformed = (why: string): SignatureRead => ({ state: 'malformed', why: `SIGNATURE ${why}` });
+  let handle: FileHandle;
   try {
-    text = await readFile(join(root, 'SIGNATURE'), 'utf8');
+    // O_NOFOLLOW: a symbolic link fails with ELOOP instead of being opened; O_NONBLOCK: a FIFO opens at once.
+    handle = await open(path, constants.O_RDONLY | constants.O_NOFOLLOW | constants.O_NONBLOCK);
   } catch (err) {
     const e = err as NodeJS.ErrnoException;
-    return { state: 'missing', why: e.code === 'ENOENT' ? 'no SIGNATURE file at the root of the device' : `SIGNATURE unreadable: ${e.code ?? e.message}` };
+    if (e.code === 'ENOENT') return { state: 'missing', why: 'no SIGNATURE file at the root of the device' };
+    if (e.code === 'ELOOP') return malformed('is a symbolic link, which the station never follows: it must be a file on the device');
+    return { state: 'missing', why: `SIGNATURE unreadable: ${e.code ?? e.message}` };
+  }
+  let bytes: Buffer;
+  try {
+    const st = await handle.stat();
+    if (st.isDirectory()) return malformed('is a directory, not a file');
+    if (!st.isFile()) return malformed('is not a regular file (a FIFO, socket or device)');
+    if (st.size > MAX_SIGNATURE_BYTES) return malformed(`is ${st.size} bytes: a SIGNATURE file is at most 64 KiB`);
+    // One byte more than allowed: a file that grew since the stat still shows as too large.
+    const buf = Buffer.alloc(MAX_SIGNATURE_BYTES + 1);
+    const { bytesRead } = await handle.read(buf, 0, buf.length, 0);
+    if (bytesRead > MAX_SIGNATURE_BYTES) return malformed('is over 64 KiB: a SIGNATURE file is at most 64 KiB');
+    bytes = buf.subarray(0, bytesRead);
+  } catch (err) {
+    const e = err as NodeJS.ErrnoException;
+    return { state: 'missing', why: `SIGNATURE unreadable: ${e.code ?? e.message}` };
+  } finally {
+    await handle.close();
+  }
+  let text: string;
+  try {
+    text = new TextDecoder('utf-8', { fatal: true }).decode(bytes);
+  } catch {
+    return malformed('is not text (not valid UTF-8)');
   }
   const parsed = parseSignatureFile(text);
-  if (!parsed.ok) return { state: 'malformed', why: `SIGNATURE is malformed: ${parsed.problem}` };
-  if (!isJobId(parsed.file.jobId)) return { state: 'malformed', why: `SIGNATURE names "${parsed.file.jobId}", which is not a job ID` };
+  if (!parsed.ok) return malformed(`is malformed: ${parsed.problem}`);
+  if (!isJobId(parsed.file.jobId)) return malformed(`names "${shown(parsed.file.jobId)}", which is not a job ID`);
   return { state: 'ok', jobId: normalizeJobId(parsed.file.jobId), signature: parsed.file.signature };
 }
 

@@ -1,3 +1,5 @@
+import type { RE2JS } from 're2js';
+import { compileIgnorePattern } from '../manifest/fields.js';
 import type { Manifest } from '../manifest/types.js';
 
 /**
@@ -15,6 +17,7 @@ export const ROWS = {
   notRegularFile: { status: 104, code: 'NotRegularFile' },
   invalidFileName: { status: 400, code: 'InvalidFileName' },
   invalidSubstitution: { status: 400, code: 'InvalidSubstitution' },
+  keyCollision: { status: 400, code: 'KeyCollision' },
   keyTooLong: { status: 400, code: 'KeyTooLongError' },
   entityTooLarge: { status: 400, code: 'EntityTooLarge' },
   fileChanged: { status: 409, code: 'FileChanged' },
@@ -23,10 +26,11 @@ export const ROWS = {
 } as const satisfies Record<string, Refusal>;
 
 export class KeyMapper {
-  private readonly ignore: RegExp[];
+  private readonly ignore: RE2JS[];
 
   constructor(private readonly manifest: Manifest) {
-    this.ignore = manifest.ignore.map((source) => new RegExp(source));
+    // RE2: linear time in the path whatever the pattern (`src/manifest/fields.ts`).
+    this.ignore = manifest.ignore.map(compileIgnorePattern);
   }
 
   /** An `ignore` pattern matches the path (a directory's path ends with `/`). */
@@ -44,5 +48,22 @@ export class KeyMapper {
     }
     if (Buffer.byteLength(key) > MAX_KEY_BYTES) return { refusal: ROWS.keyTooLong };
     return { key };
+  }
+}
+
+/**
+ * Keys already given to a file of this load. Substitutions can map two paths to one key (`A.txt` and `a.txt` with
+ * `A: a`); the first file in walk order keeps it and a later one is refused (`400 KeyCollision`) instead of
+ * silently overwriting the first file's object. The walk order is stable, so a resumed load decides the same way.
+ */
+export class KeyClaims {
+  private readonly owners = new Map<string, string>();
+
+  /** The file that already holds `key`, or undefined after giving it to `file`. */
+  claim(key: string, file: string): string | undefined {
+    const owner = this.owners.get(key);
+    if (owner !== undefined && owner !== file) return owner;
+    this.owners.set(key, file);
+    return undefined;
   }
 }

@@ -15,7 +15,7 @@ import { S3Refused, S3Unreachable } from '../s3/errors.js';
 import { admit } from './admit.js';
 import { Budget } from './budget.js';
 import { Journal } from './journal.js';
-import { KeyMapper, MAX_OBJECT_BYTES, ROWS, type Refusal } from './keys.js';
+import { KeyClaims, KeyMapper, MAX_OBJECT_BYTES, ROWS, type Refusal } from './keys.js';
 import { ObjectWriter } from './objects.js';
 import { Progress } from './progress.js';
 import { openSource } from './read.js';
@@ -172,9 +172,11 @@ class Load {
   private async count(): Promise<void> {
     let files = 0;
     let bytes = 0;
+    const claims = new KeyClaims();
     for await (const e of this.entries()) {
       files++;
-      if ('key' in this.plan(e)) bytes += e.size;
+      const plan = this.plan(e);
+      if ('key' in plan && claims.claim(plan.key, e.text!) === undefined) bytes += e.size;
     }
     this.progress.setTotals(files, bytes);
     this.log.info({ files, bytes }, 'device walked');
@@ -193,19 +195,28 @@ class Load {
 
   private async walkAndStart(running: Set<Promise<void>>): Promise<void> {
     let seq = 0;
+    const claims = new KeyClaims();
     for await (const e of this.entries()) {
       if (this.stop) break;
       seq++;
       const earlier = this.journal.doneRow(e.path);
       if (earlier) {
+        // Done in an earlier run: its key is still taken, for the files after it.
+        const before = this.plan(e);
+        if ('key' in before) claims.claim(before.key, e.text!);
         this.progress.fileDone(earlier.status, earlier.code);
         if (earlier.status === 200) this.progress.addBytes(e.size);
         continue;
       }
       const plan = this.plan(e);
       const file = displayPath(e.path, e.text) + (e.kind === 'unreadable-dir' ? '/' : '');
-      if ('row' in plan) {
-        this.record(e, seq, { at: Date.now(), file, ...plan.row, key: '', md5: '', bytes: e.size, contentType: '' });
+      const owner = 'key' in plan ? claims.claim(plan.key, e.text!) : undefined;
+      if (owner !== undefined) {
+        this.log.warn({ file, owner, key: (plan as { key: string }).key }, 'two files map to one key: the later one is not uploaded (KeyCollision)');
+      }
+      if ('row' in plan || owner !== undefined) {
+        const row = 'row' in plan ? plan.row : ROWS.keyCollision;
+        this.record(e, seq, { at: Date.now(), file, ...row, key: '', md5: '', bytes: e.size, contentType: '' });
         continue;
       }
       const slot = await this.station.files.take(1);

@@ -1,4 +1,4 @@
-import { parseDocument } from 'yaml';
+import { Lexer, parseDocument } from 'yaml';
 import { refused } from '../errors.js';
 import * as check from './fields.js';
 import { ACLS, DEFAULT_CONTENT_TYPE, type Acl, type Manifest, type ReturnAddress } from './types.js';
@@ -7,20 +7,52 @@ import { ACLS, DEFAULT_CONTENT_TYPE, type Acl, type Manifest, type ReturnAddress
 const LOG_NAME_BYTES = 'import-log-'.length + 5;
 
 /**
+ * A manifest is a page of fields; these bound what a hostile one can cost before it is refused. Larger than 1 MiB
+ * is not read at all (`src/cli/input.ts` stops reading there); a flow collection nested deeper than any manifest
+ * needs is refused before the parser recurses into it (half a million `[` took 3 s and 650 MB); an alias may be
+ * used, but 100 alias expansions at most ("billion laughs": nine lines that expand to 10^9 values).
+ */
+export const MAX_MANIFEST_BYTES = 1024 * 1024;
+const MAX_FLOW_DEPTH = 16;
+const MAX_ALIAS_COUNT = 100;
+
+/**
  * Parses and validates a manifest (contract §2). The bytes are the customer's: they are kept as given elsewhere,
  * and here only read. Every refusal names the field.
  */
 export function parseManifest(bytes: Buffer): Manifest {
+  if (bytes.length > MAX_MANIFEST_BYTES) throw tooLarge(bytes.length);
   const text = decodeUtf8(bytes);
+  refuseDeepNesting(text);
   // The failsafe schema reads every scalar as the string written: `2.0` stays "2.0", `yes` stays "yes", and a
   // prefix of `007` keeps its zeros.
   const doc = parseDocument(text, { schema: 'failsafe', uniqueKeys: true, prettyErrors: false });
   if (doc.errors.length > 0) {
     throw refused('MalformedManifest', `the manifest is not valid YAML: ${firstLine(doc.errors[0]!.message)}`);
   }
-  const root: unknown = doc.toJS({ mapAsMap: true });
+  let root: unknown;
+  try {
+    root = doc.toJS({ mapAsMap: true, maxAliasCount: MAX_ALIAS_COUNT });
+  } catch (err) {
+    // The yaml package throws a ReferenceError for too many alias expansions and for an alias with no anchor.
+    throw refused('MalformedManifest', `the manifest's aliases cannot be used: ${firstLine((err as Error).message)}`);
+  }
   if (!(root instanceof Map)) throw refused('MalformedManifest', 'the manifest is not a YAML mapping of fields');
   return readManifest(new Fields(root, ''));
+}
+
+export function tooLarge(size: number | string): Error {
+  return refused('MalformedManifest', `the manifest is ${size} bytes: a manifest is at most 1 MiB`);
+}
+
+/** Flow collections (`[`, `{`) nested deeper than a manifest ever needs, found by the lexer alone (no recursion). */
+function refuseDeepNesting(text: string): void {
+  let depth = 0;
+  for (const token of new Lexer().lex(text)) {
+    if (token === '[' || token === '{') depth++;
+    else if (token === ']' || token === '}') depth = Math.max(0, depth - 1);
+    if (depth > MAX_FLOW_DEPTH) throw refused('MalformedManifest', `the manifest nests collections more than ${MAX_FLOW_DEPTH} deep`);
+  }
 }
 
 function decodeUtf8(bytes: Buffer): string {
