@@ -29,7 +29,9 @@ export interface WalkOptions {
 }
 
 const SLASH = Buffer.from('/');
-const utf8 = new TextDecoder('utf-8', { fatal: true });
+// ignoreBOM: a name that begins with U+FEFF keeps it. By default a decoder drops a leading BOM, and the key
+// would then differ from the name on the drive (and collide with the name without it).
+const utf8 = new TextDecoder('utf-8', { fatal: true, ignoreBOM: true });
 
 export function decodeName(bytes: Buffer): string | undefined {
   try {

@@ -1,0 +1,130 @@
+// The hostile-drive corpus (issue 5), loaded with the real `station load` against radosgw: every entry gets the
+// row the contract gives it, every stored object holds the file's bytes under the file's own key, nothing else
+// is stored, the drive is not written, and nothing outside it is read.
+import assert from 'node:assert/strict';
+import { readFileSync, statSync, utimesSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { test } from 'node:test';
+import { GetObjectCommand, ListObjectsV2Command } from '@aws-sdk/client-s3';
+import { buildHostileDrive, snapshotTree, walkOrder, type Expectation } from '../fixtures/hostile/build.js';
+import { s3ClientFor, type S3Conf } from './support/rgw.js';
+import { logFromBucket, md5, openUploads, setupLoad, type LoadSetup, type LogRecord } from './support/load.js';
+
+/**
+ * Every key in a bucket. Asked with `encoding-type=url`: a key holding a control character cannot be written in
+ * XML 1.0, so a plain listing of such a bucket is unreadable.
+ */
+export async function keysIn(s3: S3Conf, bucket: string): Promise<string[]> {
+  const client = s3ClientFor(s3);
+  const keys: string[] = [];
+  try {
+    let token: string | undefined;
+    do {
+      const page = await client.send(new ListObjectsV2Command({ Bucket: bucket, ContinuationToken: token, EncodingType: 'url' }));
+      for (const o of page.Contents ?? []) keys.push(decodeURIComponent(o.Key!.replaceAll('+', '%20')));
+      token = page.NextContinuationToken;
+    } while (token);
+  } finally {
+    client.destroy();
+  }
+  return keys;
+}
+
+async function objectBytes(s3: S3Conf, bucket: string, key: string): Promise<Buffer> {
+  const client = s3ClientFor(s3);
+  try {
+    const got = await client.send(new GetObjectCommand({ Bucket: bucket, Key: key }));
+    return Buffer.from(await got.Body!.transformToByteArray());
+  } finally {
+    client.destroy();
+  }
+}
+
+/**
+ * A file that was last accessed before it was last modified: on a `relatime` (or `strictatime`) mount the next
+ * read moves its access time, so an access time still the same afterwards proves nobody read it.
+ */
+function markUnread(path: string): number {
+  const st = statSync(path);
+  const atime = new Date(st.mtimeMs - 86_400_000);
+  utimesSync(path, atime, st.mtime);
+  return statSync(path).atimeMs;
+}
+
+/** The rows of the log against the expectations: one row each, in walk order, with the expected status and code. */
+export function checkRows(rows: LogRecord[], expected: Expectation[], bucket: string): void {
+  const order = walkOrder([Buffer.from('SIGNATURE'), ...expected.map((e) => e.path)]);
+  const byPath = new Map(expected.map((e) => [e.path.toString('hex'), e]));
+  const files = order.map((p) => byPath.get(p.toString('hex'))?.file ?? 'SIGNATURE');
+  assert.deepEqual(
+    rows.map((r) => r.File),
+    files,
+    'one row per entry, in walk order, and the File column is the path (non-UTF-8 bytes as \\xNN)',
+  );
+  const byFile = new Map(rows.map((r) => [r.File, r]));
+  assert.equal(`${byFile.get('SIGNATURE')!.Status} ${byFile.get('SIGNATURE')!.Code}`, '103 Ignored');
+  for (const e of expected) {
+    const row = byFile.get(e.file)!;
+    assert.equal(`${row.Status} ${row.Code}`, `${e.status} ${e.code}`, `${e.what}: ${JSON.stringify(e.file)}`);
+    if (e.content) {
+      assert.equal(row.Key, `${bucket}/${e.key}`, `${e.what}: the Key column is the bucket and the file's own bytes`);
+      assert.equal(row.MD5, md5(e.content), `${e.what}: MD5`);
+      assert.equal(row.Bytes, String(e.content.length), `${e.what}: Bytes`);
+    } else {
+      assert.equal(row.MD5, '', `${e.what}: no MD5 for a file not stored`);
+    }
+  }
+}
+
+/** The stored objects are exactly the expected ones, each byte for byte the file. */
+export async function checkObjects(setup: LoadSetup, expected: Expectation[]): Promise<void> {
+  const stored = expected.filter((e) => e.content);
+  const keys = await keysIn(setup.s3, setup.bucket);
+  assert.deepEqual([...keys].sort(), stored.map((e) => e.key!).sort(), 'exactly the files that were stored, under their own keys');
+  for (const e of stored) assert.deepEqual(await objectBytes(setup.s3, setup.bucket, e.key!), e.content, `${e.what}: the object holds the file's bytes`);
+  assert.equal(await openUploads(setup.s3, setup.bucket), 0, 'no multipart upload left open');
+}
+
+test('the hostile drive: every entry gets its documented row, the rest loads, the drive is not written, nothing outside is read', async (t) => {
+  const setup = await setupLoad(t);
+  // A file outside the drive, which a link points at: its bytes must never reach S3, nor be read at all.
+  const outside = join(setup.dir, 'outside-secret.txt');
+  writeFileSync(outside, 'SECRET OUTSIDE THE DRIVE\n');
+  const expected = buildHostileDrive(setup.drive, { outsideFile: outside });
+  const sparse = join(setup.drive, 'big', 'sparse-6TiB');
+
+  // The access-time probe works on this file system: a read does move an access time older than the mtime.
+  const probe = join(setup.dir, 'probe.txt');
+  writeFileSync(probe, 'probe');
+  const probeBefore = markUnread(probe);
+  readFileSync(probe);
+  assert.notEqual(statSync(probe).atimeMs, probeBefore, 'a read moves the access time here (relatime)');
+  const outsideAtime = markUnread(outside);
+  const sparseAtime = markUnread(sparse);
+  const before = snapshotTree(setup.drive);
+
+  const r = setup.run(['load', setup.drive, '--json']);
+  assert.equal(r.code, 3, `CompletedWithErrors exits 3: ${r.stderr}`);
+  const out = JSON.parse(r.stdout);
+  assert.equal(out.jobStatus, 'CompletedWithErrors');
+  const errors = expected.filter((e) => e.status >= 400).length;
+  assert.equal(out.errorCount, errors, 'every 4xx/5xx row counts as an error, and only those');
+
+  const { rows } = await logFromBucket(setup);
+  checkRows(rows, expected, setup.bucket);
+  await checkObjects(setup, expected);
+
+  assert.deepEqual(snapshotTree(setup.drive), before, 'the drive is not written: same entries, sizes, modes, times, contents');
+  assert.equal(statSync(outside).atimeMs, outsideAtime, 'the file outside the drive was never read');
+  assert.equal(statSync(sparse).atimeMs, sparseAtime, 'the 6 TiB file was never read');
+  const secret = Buffer.from('SECRET OUTSIDE THE DRIVE');
+  const passwd = readFileSync('/etc/passwd');
+  for (const e of expected.filter((x) => x.content)) {
+    assert.ok(!e.content!.includes(secret) && !(passwd.length > 0 && e.content!.equals(passwd)), `${e.what}: not the bytes of a file outside the drive`);
+  }
+  // NFC and NFD names are two files, two rows and two keys (docs/decisions.md): never normalised.
+  const nfc = expected.find((e) => e.file === 'names/caf\u00e9.txt')!;
+  const nfd = expected.find((e) => e.file === 'names/cafe\u0301.txt')!;
+  assert.notEqual(nfc.key, nfd.key);
+  assert.equal(nfc.key!.normalize('NFC'), nfd.key!.normalize('NFC'), 'the two names differ only in normalisation');
+});
