@@ -2,13 +2,15 @@
 // row the contract gives it, every stored object holds the file's bytes under the file's own key, nothing else
 // is stored, the drive is not written, and nothing outside it is read.
 import assert from 'node:assert/strict';
-import { readFileSync, statSync, utimesSync, writeFileSync } from 'node:fs';
+import { appendFileSync, closeSync, openSync, readFileSync, statSync, truncateSync, utimesSync, writeFileSync, writeSync } from 'node:fs';
 import { join } from 'node:path';
 import { test } from 'node:test';
+import { setTimeout as sleep } from 'node:timers/promises';
 import { GetObjectCommand, ListObjectsV2Command } from '@aws-sdk/client-s3';
 import { buildHostileDrive, snapshotTree, walkOrder, type Expectation } from '../fixtures/hostile/build.js';
 import { s3ClientFor, type S3Conf } from './support/rgw.js';
-import { logFromBucket, md5, openUploads, setupLoad, type LoadSetup, type LogRecord } from './support/load.js';
+import { startFaultProxy, type FaultProxy } from './support/fault-proxy.js';
+import { MiB, bytes, logFromBucket, md5, openUploads, setupLoad, writeDrive, type LoadSetup, type LogRecord } from './support/load.js';
 
 /**
  * Every key in a bucket. Asked with `encoding-type=url`: a key holding a control character cannot be written in
@@ -127,4 +129,56 @@ test('the hostile drive: every entry gets its documented row, the rest loads, th
   const nfd = expected.find((e) => e.file === 'names/cafe\u0301.txt')!;
   assert.notEqual(nfc.key, nfd.key);
   assert.equal(nfc.key!.normalize('NFC'), nfd.key!.normalize('NFC'), 'the two names differ only in normalisation');
+});
+
+test('files that grow, shrink or are rewritten while being read are 409 FileChanged, nothing of them is stored, the rest loads', async (t) => {
+  let proxy: FaultProxy | undefined;
+  const setup = await setupLoad(t, {
+    endpoint: async (s3) => {
+      proxy = await startFaultProxy(s3.endpoint);
+      t.after(() => proxy!.close());
+      return proxy.endpoint;
+    },
+  });
+  const p = proxy!;
+  // Above setupLoad's 5 MiB multipart threshold: three parts each.
+  const changes: Record<string, (path: string) => void> = {
+    'grows.bin': (path) => appendFileSync(path, 'more bytes at the end'),
+    'shrinks.bin': (path) => truncateSync(path, 6 * MiB),
+    'rewritten.bin': (path) => {
+      const fd = openSync(path, 'r+');
+      writeSync(fd, Buffer.from('same size, other bytes'), 0, 22, 7 * MiB);
+      closeSync(fd);
+    },
+  };
+  const files: Record<string, Buffer> = { 'steady.bin': bytes(12 * MiB, 40), 'small.txt': bytes(100, 41) };
+  for (const [i, name] of Object.keys(changes).entries()) files[name] = bytes(12 * MiB, 50 + i);
+  writeDrive(setup.drive, files);
+  // Each changing file's parts are held 2 s at the proxy: its upload has begun (the file is open, its size and
+  // time taken) when its CreateMultipartUpload arrives, and cannot complete before the change is made.
+  for (const name of Object.keys(changes)) {
+    p.addRule({ match: (r) => r.method === 'PUT' && r.path.endsWith(`/${name}`) && r.query.has('partNumber'), fault: { kind: 'delay', ms: 2000 }, times: 10 });
+  }
+  const loading = setup.runAsync(['load', setup.drive]);
+  const pending = new Set(Object.keys(changes));
+  for (let i = 0; i < 1000 && pending.size > 0; i++) {
+    for (const name of pending) {
+      if (p.log.some((e) => e.method === 'POST' && e.path.endsWith(`/${name}`) && /(^|&)uploads(=|&|$)/.test(e.query))) {
+        changes[name]!(join(setup.drive, name));
+        pending.delete(name);
+      }
+    }
+    await sleep(10);
+  }
+  assert.equal(pending.size, 0, 'every changing file began its upload');
+  const r = await loading;
+  assert.equal(r.code, 3, r.stderr);
+  const { rows } = await logFromBucket(setup);
+  const expected: Expectation[] = [
+    { path: Buffer.from('steady.bin'), file: 'steady.bin', status: 200, code: 'OK', key: 'steady.bin', content: files['steady.bin']!, what: 'a file left alone' },
+    { path: Buffer.from('small.txt'), file: 'small.txt', status: 200, code: 'OK', key: 'small.txt', content: files['small.txt']!, what: 'a small file' },
+    ...Object.keys(changes).map((name) => ({ path: Buffer.from(name), file: name, status: 409, code: 'FileChanged', what: `${name} while it was read` })),
+  ];
+  checkRows(rows, expected, setup.bucket);
+  await checkObjects(setup, expected);
 });
