@@ -2,12 +2,15 @@
 // row the contract gives it, every stored object holds the file's bytes under the file's own key, nothing else
 // is stored, the drive is not written, and nothing outside it is read.
 import assert from 'node:assert/strict';
-import { appendFileSync, closeSync, openSync, readFileSync, statSync, truncateSync, utimesSync, writeFileSync, writeSync } from 'node:fs';
+import { execFileSync } from 'node:child_process';
+import { appendFileSync, closeSync, mkdirSync, openSync, readFileSync, readSync, statSync, truncateSync, utimesSync, writeFileSync, writeSync } from 'node:fs';
 import { join } from 'node:path';
 import { test } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { GetObjectCommand, ListObjectsV2Command } from '@aws-sdk/client-s3';
 import { buildHostileDrive, snapshotTree, walkOrder, type Expectation } from '../fixtures/hostile/build.js';
+import { corruptExtentBlock, makeExt4Image, writeFragmentedFile } from '../fixtures/hostile/unreadable.js';
+import { attachLoop, detachLoop, ensureFsTools, lockLoopDevices, loopDevicesWork, sha256File } from './support/images.js';
 import { s3ClientFor, type S3Conf } from './support/rgw.js';
 import { startFaultProxy, type FaultProxy } from './support/fault-proxy.js';
 import { MiB, bytes, logFromBucket, md5, openUploads, setupLoad, writeDrive, type LoadSetup, type LogRecord } from './support/load.js';
@@ -181,4 +184,74 @@ test('files that grow, shrink or are rewritten while being read are 409 FileChan
   ];
   checkRows(rows, expected, setup.bucket);
   await checkObjects(setup, expected);
+});
+
+test('a file the device cannot read is 500 DeviceReadError, whether it fails at once or after some parts; the rest loads and the image is not written', async (t) => {
+  if (!loopDevicesWork()) {
+    t.skip('needs root and a free loop device (the unreadable file lives on a loop-mounted ext4 image)');
+    return;
+  }
+  ensureFsTools();
+  const release = await lockLoopDevices();
+  t.after(release);
+  // Through a proxy that only watches: to see the big file's multipart upload begin, then be aborted.
+  let proxy: FaultProxy | undefined;
+  const setup = await setupLoad(t, {
+    endpoint: async (s3) => {
+      proxy = await startFaultProxy(s3.endpoint);
+      t.after(() => proxy!.close());
+      return proxy.endpoint;
+    },
+  });
+  const good = { 'a-good.txt': bytes(1000, 60), 'z-good.bin': bytes(6 * MiB, 61) };
+  writeDrive(setup.drive, good);
+  // Small (read in one synchronous call) and large (a multipart upload whose third part cannot be read).
+  writeFragmentedFile(join(setup.drive, 'bad-small.bin'), 200 * 1024, 62);
+  writeFragmentedFile(join(setup.drive, 'bad-big.bin'), 12 * MiB, 63);
+  const image = join(setup.dir, 'drive.img');
+  makeExt4Image(image, setup.drive, 64);
+  corruptExtentBlock(image, '/bad-small.bin', 'first');
+  corruptExtentBlock(image, '/bad-big.bin', 'last');
+  const imageBefore = sha256File(image);
+
+  const dev = attachLoop(image);
+  const mnt = join(setup.dir, 'mnt');
+  mkdirSync(mnt);
+  let mounted = false;
+  t.after(() => {
+    if (mounted) execFileSync('umount', [mnt]);
+    detachLoop(dev);
+  });
+  execFileSync('blockdev', ['--setro', dev]);
+  execFileSync('mount', ['-o', 'ro,noload', dev, mnt]);
+  mounted = true;
+  // The damage is real: the big file's first bytes read, its end does not; the small one not at all.
+  const fd = openSync(join(mnt, 'bad-big.bin'), 'r');
+  try {
+    assert.equal(readSync(fd, Buffer.alloc(4096), 0, 4096, 0), 4096);
+    assert.throws(() => readSync(fd, Buffer.alloc(4096), 0, 4096, 12 * MiB - 4096), { code: 'EIO' });
+  } finally {
+    closeSync(fd);
+  }
+
+  const r = await setup.runAsync(['load', mnt]);
+  assert.equal(r.code, 3, r.stderr);
+  const { rows } = await logFromBucket(setup);
+  const row = (file: string, status: number, code: string, what: string, data?: Buffer): Expectation => ({
+    path: Buffer.from(file), file, status, code, what, ...(data && { key: file, content: data }),
+  });
+  const expected = [
+    row('a-good.txt', 200, 'OK', 'a readable file before', good['a-good.txt']),
+    row('bad-big.bin', 500, 'DeviceReadError', 'a multipart file whose end cannot be read'),
+    row('bad-small.bin', 500, 'DeviceReadError', 'a small file that cannot be read at all'),
+    row('z-good.bin', 200, 'OK', 'a readable multipart file after', good['z-good.bin']),
+  ];
+  checkRows(rows.filter((x) => !x.File.startsWith('lost+found')), expected, setup.bucket);
+  const big = proxy!.log.filter((e) => e.path.endsWith('/bad-big.bin'));
+  assert.ok(big.some((e) => e.method === 'PUT' && /partNumber=1(&|$)/.test(e.query) && e.status === 200), 'its first part was read and stored');
+  assert.ok(big.some((e) => e.method === 'DELETE' && /uploadId=/.test(e.query)), 'then its upload was aborted');
+  await checkObjects(setup, expected);
+  execFileSync('umount', [mnt]);
+  mounted = false;
+  assert.equal(sha256File(image), imageBefore, 'the image is byte for byte what it was: the drive was not written');
 });
