@@ -7,43 +7,12 @@ import { appendFileSync, closeSync, mkdirSync, openSync, readFileSync, readSync,
 import { join } from 'node:path';
 import { test } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { GetObjectCommand, ListObjectsV2Command } from '@aws-sdk/client-s3';
-import { buildHostileDrive, snapshotTree, walkOrder, type Expectation } from '../fixtures/hostile/build.js';
+import { buildHostileDrive, snapshotTree, type Expectation } from '../fixtures/hostile/build.js';
 import { corruptExtentBlock, makeExt4Image, writeFragmentedFile } from '../fixtures/hostile/unreadable.js';
 import { attachLoop, detachLoop, ensureFsTools, lockLoopDevices, loopDevicesWork, sha256File } from './support/images.js';
-import { s3ClientFor, type S3Conf } from './support/rgw.js';
+import { checkObjects, checkRows } from './support/hostile.js';
 import { startFaultProxy, type FaultProxy } from './support/fault-proxy.js';
-import { MiB, bytes, logFromBucket, md5, openUploads, setupLoad, writeDrive, type LoadSetup, type LogRecord } from './support/load.js';
-
-/**
- * Every key in a bucket. Asked with `encoding-type=url`: a key holding a control character cannot be written in
- * XML 1.0, so a plain listing of such a bucket is unreadable.
- */
-export async function keysIn(s3: S3Conf, bucket: string): Promise<string[]> {
-  const client = s3ClientFor(s3);
-  const keys: string[] = [];
-  try {
-    let token: string | undefined;
-    do {
-      const page = await client.send(new ListObjectsV2Command({ Bucket: bucket, ContinuationToken: token, EncodingType: 'url' }));
-      for (const o of page.Contents ?? []) keys.push(decodeURIComponent(o.Key!.replaceAll('+', '%20')));
-      token = page.NextContinuationToken;
-    } while (token);
-  } finally {
-    client.destroy();
-  }
-  return keys;
-}
-
-async function objectBytes(s3: S3Conf, bucket: string, key: string): Promise<Buffer> {
-  const client = s3ClientFor(s3);
-  try {
-    const got = await client.send(new GetObjectCommand({ Bucket: bucket, Key: key }));
-    return Buffer.from(await got.Body!.transformToByteArray());
-  } finally {
-    client.destroy();
-  }
-}
+import { MiB, bytes, logFromBucket, setupLoad, writeDrive } from './support/load.js';
 
 /**
  * A file that was last accessed before it was last modified: on a `relatime` (or `strictatime`) mount the next
@@ -56,46 +25,12 @@ function markUnread(path: string): number {
   return statSync(path).atimeMs;
 }
 
-/** The rows of the log against the expectations: one row each, in walk order, with the expected status and code. */
-export function checkRows(rows: LogRecord[], expected: Expectation[], bucket: string): void {
-  const order = walkOrder([Buffer.from('SIGNATURE'), ...expected.map((e) => e.path)]);
-  const byPath = new Map(expected.map((e) => [e.path.toString('hex'), e]));
-  const files = order.map((p) => byPath.get(p.toString('hex'))?.file ?? 'SIGNATURE');
-  assert.deepEqual(
-    rows.map((r) => r.File),
-    files,
-    'one row per entry, in walk order, and the File column is the path (non-UTF-8 bytes as \\xNN)',
-  );
-  const byFile = new Map(rows.map((r) => [r.File, r]));
-  assert.equal(`${byFile.get('SIGNATURE')!.Status} ${byFile.get('SIGNATURE')!.Code}`, '103 Ignored');
-  for (const e of expected) {
-    const row = byFile.get(e.file)!;
-    assert.equal(`${row.Status} ${row.Code}`, `${e.status} ${e.code}`, `${e.what}: ${JSON.stringify(e.file)}`);
-    if (e.content) {
-      assert.equal(row.Key, `${bucket}/${e.key}`, `${e.what}: the Key column is the bucket and the file's own bytes`);
-      assert.equal(row.MD5, md5(e.content), `${e.what}: MD5`);
-      assert.equal(row.Bytes, String(e.content.length), `${e.what}: Bytes`);
-    } else {
-      assert.equal(row.MD5, '', `${e.what}: no MD5 for a file not stored`);
-    }
-  }
-}
-
-/** The stored objects are exactly the expected ones, each byte for byte the file. */
-export async function checkObjects(setup: LoadSetup, expected: Expectation[]): Promise<void> {
-  const stored = expected.filter((e) => e.content);
-  const keys = await keysIn(setup.s3, setup.bucket);
-  assert.deepEqual([...keys].sort(), stored.map((e) => e.key!).sort(), 'exactly the files that were stored, under their own keys');
-  for (const e of stored) assert.deepEqual(await objectBytes(setup.s3, setup.bucket, e.key!), e.content, `${e.what}: the object holds the file's bytes`);
-  assert.equal(await openUploads(setup.s3, setup.bucket), 0, 'no multipart upload left open');
-}
-
 test('the hostile drive: every entry gets its documented row, the rest loads, the drive is not written, nothing outside is read', async (t) => {
   const setup = await setupLoad(t);
   // A file outside the drive, which a link points at: its bytes must never reach S3, nor be read at all.
   const outside = join(setup.dir, 'outside-secret.txt');
   writeFileSync(outside, 'SECRET OUTSIDE THE DRIVE\n');
-  const expected = buildHostileDrive(setup.drive, { outsideFile: outside });
+  const expected = buildHostileDrive(setup.drive, { outsideFile: outside, multipartBytes: 6 * MiB });
   const sparse = join(setup.drive, 'big', 'sparse-6TiB');
 
   // The access-time probe works on this file system: a read does move an access time older than the mtime.
