@@ -3,7 +3,21 @@
 // is stored, the drive is not written, and nothing outside it is read.
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
-import { appendFileSync, closeSync, mkdirSync, openSync, readFileSync, readSync, statSync, truncateSync, utimesSync, writeFileSync, writeSync } from 'node:fs';
+import {
+  appendFileSync,
+  closeSync,
+  mkdirSync,
+  openSync,
+  readFileSync,
+  readSync,
+  renameSync,
+  statSync,
+  symlinkSync,
+  truncateSync,
+  utimesSync,
+  writeFileSync,
+  writeSync,
+} from 'node:fs';
 import { join } from 'node:path';
 import { test } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
@@ -194,4 +208,50 @@ test('a file the device cannot read is 500 DeviceReadError, whether it fails at 
   execFileSync('umount', [mnt]);
   mounted = false;
   assert.equal(sha256File(image), imageBefore, 'the image is byte for byte what it was: the drive was not written');
+});
+
+test('a file swapped for a symbolic link after the walk saw it is 104 NotRegularFile: the open does not follow it', async (t) => {
+  let proxy: FaultProxy | undefined;
+  const setup = await setupLoad(t, {
+    // One request slot: two files open at once, so two held PUTs stop the walk just after it looked at the third.
+    upload: '  maxRequests: 1\n',
+    endpoint: async (s3) => {
+      proxy = await startFaultProxy(s3.endpoint);
+      t.after(() => proxy!.close());
+      return proxy.endpoint;
+    },
+  });
+  const p = proxy!;
+  const outside = join(setup.dir, 'outside-secret.txt');
+  writeFileSync(outside, 'SECRET OUTSIDE THE DRIVE\n');
+  const files = { 'a1.txt': bytes(100, 70), 'a2.txt': bytes(100, 71), 'b-swapped.txt': bytes(100, 72), 'c.txt': bytes(100, 73) };
+  writeDrive(setup.drive, files);
+  const outsideAtime = markUnread(outside);
+  // a1's PUT is held 4 s. Meanwhile a2 (read, waiting for the one request slot) holds the second file slot, so
+  // the walk stops right after its lstat of b-swapped.txt, which still is a file. The swap comes 1 s into that
+  // window: a margin for a busy machine; no open of b can happen before a1's PUT ends.
+  p.addRule({ match: (r) => r.method === 'PUT' && r.path.endsWith('/a1.txt'), fault: { kind: 'delay', ms: 4000 } });
+  const loading = setup.runAsync(['load', setup.drive]);
+  for (let i = 0; i < 2000 && !p.log.some((e) => e.method === 'PUT' && e.path.endsWith('/a1.txt')); i++) await sleep(5);
+  await sleep(1000);
+  assert.ok(!p.log.some((e) => e.path.endsWith('/b-swapped.txt')), 'b-swapped.txt not sent yet');
+  const swapped = join(setup.drive, 'b-swapped.txt');
+  renameSync(swapped, join(setup.dir, 'b-moved-away.txt'));
+  symlinkSync(outside, swapped);
+  const r = await loading;
+  assert.equal(r.code, 0, r.stderr);
+  assert.match(r.stderr, /"file":"b-swapped\.txt".*became a symbolic link/, 'the walk saw a file; the open found a link');
+  const { rows } = await logFromBucket(setup);
+  const row = (file: string, status: number, code: string, what: string, data?: Buffer): Expectation => ({
+    path: Buffer.from(file), file, status, code, what, ...(data && { key: file, content: data }),
+  });
+  const expected = [
+    row('a1.txt', 200, 'OK', 'a file', files['a1.txt']),
+    row('a2.txt', 200, 'OK', 'a file', files['a2.txt']),
+    row('b-swapped.txt', 104, 'NotRegularFile', 'a file replaced by a link to a file outside the drive'),
+    row('c.txt', 200, 'OK', 'a file after it', files['c.txt']),
+  ];
+  checkRows(rows, expected, setup.bucket);
+  await checkObjects(setup, expected);
+  assert.equal(statSync(outside).atimeMs, outsideAtime, 'the file outside the drive was never read');
 });
