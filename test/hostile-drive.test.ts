@@ -88,6 +88,52 @@ test('the hostile drive: every entry gets its documented row, the rest loads, th
   }
 });
 
+test('the hostile drive on a read-only ext4 image: the same rows and objects, and the image is not written by one byte', async (t) => {
+  if (!loopDevicesWork()) {
+    t.skip('needs root and a free loop device');
+    return;
+  }
+  ensureFsTools();
+  const release = await lockLoopDevices();
+  t.after(release);
+  const setup = await setupLoad(t);
+  const outside = join(setup.dir, 'outside-secret.txt');
+  writeFileSync(outside, 'SECRET OUTSIDE THE DRIVE\n');
+  const mnt = join(setup.dir, 'mnt');
+  const image = join(setup.dir, 'drive.img');
+  let expected: Expectation[];
+  try {
+    expected = buildHostileDrive(setup.drive, { outsideFile: outside, multipartBytes: 6 * MiB, loadRoot: mnt });
+    // mke2fs copies the tree as it is: names, links, FIFOs, sockets, devices, the sparse file (holes stay holes).
+    makeExt4Image(image, setup.drive, 64);
+  } finally {
+    execFileSync('rm', ['-rf', join(setup.drive, 'pathmax')]);
+  }
+  const imageBefore = sha256File(image);
+  const dev = attachLoop(image);
+  mkdirSync(mnt);
+  let mounted = false;
+  t.after(() => {
+    if (mounted) execFileSync('umount', [mnt]);
+    detachLoop(dev);
+  });
+  execFileSync('blockdev', ['--setro', dev]);
+  execFileSync('mount', ['-o', 'ro,noload', dev, mnt]);
+  mounted = true;
+  const outsideAtime = markUnread(outside);
+
+  const r = setup.run(['load', mnt, '--json']);
+  assert.equal(r.code, 3, `CompletedWithErrors exits 3: ${r.stderr}`);
+  assert.equal(JSON.parse(r.stdout).errorCount, expected.filter((e) => e.status >= 400).length);
+  const { rows } = await logFromBucket(setup);
+  checkRows(rows, expected, setup.bucket);
+  await checkObjects(setup, expected);
+  assert.equal(statSync(outside).atimeMs, outsideAtime, 'the file outside the drive was never read');
+  execFileSync('umount', [mnt]);
+  mounted = false;
+  assert.equal(sha256File(image), imageBefore, 'the image is byte for byte what it was');
+});
+
 test('files that grow, shrink or are rewritten while being read are 409 FileChanged, nothing of them is stored, the rest loads', async (t) => {
   let proxy: FaultProxy | undefined;
   const setup = await setupLoad(t, {
