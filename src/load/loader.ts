@@ -162,9 +162,11 @@ class Load {
     if (e.kind === 'unreadable-dir') return { row: ROWS.deviceReadError };
     if (e.text === undefined) return { row: ROWS.invalidFileName };
     if (e.text === 'SIGNATURE' || e.inIgnoredDir || this.mapper.ignores(e.text)) return { row: ROWS.ignored };
+    const mapped = this.mapper.keyOf(e.text);
+    // Beyond PATH_MAX: its key says why when it is too long; one a substitution shortened still cannot be read.
+    if (e.kind === 'path-too-long') return { row: 'refusal' in mapped ? mapped.refusal : ROWS.deviceReadError };
     if (e.kind !== 'file') return { row: ROWS.notRegularFile };
     if (e.size > MAX_OBJECT_BYTES) return { row: ROWS.entityTooLarge };
-    const mapped = this.mapper.keyOf(e.text);
     return 'refusal' in mapped ? { row: mapped.refusal } : { key: mapped.key };
   }
 

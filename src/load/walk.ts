@@ -7,7 +7,7 @@ import type { Stats } from 'node:fs';
  * Memory grows with the depth and the width of one directory, not with the size of the device.
  */
 
-export type EntryKind = 'file' | 'symlink' | 'fifo' | 'socket' | 'block-device' | 'char-device' | 'unreadable-dir';
+export type EntryKind = 'file' | 'symlink' | 'fifo' | 'socket' | 'block-device' | 'char-device' | 'unreadable-dir' | 'path-too-long';
 
 export interface Entry {
   /** path relative to the device root, `/` separators, as bytes */
@@ -19,7 +19,7 @@ export interface Entry {
   mtimeMs: number;
   /** under a directory that an `ignore` pattern matched */
   inIgnoredDir: boolean;
-  /** for `unreadable-dir`: why */
+  /** for `unreadable-dir` and `path-too-long`: why */
   error?: NodeJS.ErrnoException;
 }
 
@@ -29,7 +29,9 @@ export interface WalkOptions {
 }
 
 const SLASH = Buffer.from('/');
-const utf8 = new TextDecoder('utf-8', { fatal: true });
+// ignoreBOM: a name that begins with U+FEFF keeps it. By default a decoder drops a leading BOM, and the key
+// would then differ from the name on the drive (and collide with the name without it).
+const utf8 = new TextDecoder('utf-8', { fatal: true, ignoreBOM: true });
 
 export function decodeName(bytes: Buffer): string | undefined {
   try {
@@ -50,7 +52,7 @@ async function* walkDir(root: Buffer, rel: Buffer, relText: string | undefined, 
     names = (await readdir(abs, { encoding: 'buffer' })).sort(Buffer.compare);
   } catch (err) {
     if (rel.length === 0) throw err; // the device root itself: the caller decides
-    yield { path: rel, text: relText, kind: 'unreadable-dir', size: 0, mtimeMs: 0, inIgnoredDir: ignored, error: err as NodeJS.ErrnoException };
+    yield { path: rel, text: relText, kind: failedKind(err), size: 0, mtimeMs: 0, inIgnoredDir: ignored, error: err as NodeJS.ErrnoException };
     return;
   }
   for (const name of names) {
@@ -61,7 +63,7 @@ async function* walkDir(root: Buffer, rel: Buffer, relText: string | undefined, 
     try {
       st = await lstat(Buffer.concat([root, SLASH, path]));
     } catch (err) {
-      yield { path, text, kind: 'unreadable-dir', size: 0, mtimeMs: 0, inIgnoredDir: ignored, error: err as NodeJS.ErrnoException };
+      yield { path, text, kind: failedKind(err), size: 0, mtimeMs: 0, inIgnoredDir: ignored, error: err as NodeJS.ErrnoException };
       continue;
     }
     if (st.isDirectory()) {
@@ -71,6 +73,15 @@ async function* walkDir(root: Buffer, rel: Buffer, relText: string | undefined, 
     }
     yield { path, text, kind: kindOf(st), size: st.size, mtimeMs: st.mtimeMs, inIgnoredDir: ignored };
   }
+}
+
+/**
+ * An entry the walk could not look at. ENAMETOOLONG is not the device failing: a file system can hold paths
+ * longer than the system's PATH_MAX (4096 bytes from `/`), which no path-based call can name. Such an entry (a
+ * file, or a directory with all it holds) cannot be read, and its key is usually over 1024 bytes anyway.
+ */
+function failedKind(err: unknown): EntryKind {
+  return (err as NodeJS.ErrnoException).code === 'ENAMETOOLONG' ? 'path-too-long' : 'unreadable-dir';
 }
 
 function kindOf(st: Stats): EntryKind {
