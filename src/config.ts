@@ -141,16 +141,17 @@ export function loadConfig(sources: ConfigSources): Config {
       pollIntervalMs: (values['drives.pollIntervalMs'] as number | undefined) ?? 1000,
       autoMount: (values['drives.autoMount'] as boolean | undefined) ?? true,
     },
-    ...mailSettings(values, file, env),
+    ...mailSettings(values, file),
   };
 }
 
 /**
  * The `mail:` section: any key in it turns notification e-mail on, and then the server and the sender must be
- * named (a half-written section is a mistake, not a wish for no mail). The password is not read here: commands
- * that send no mail must not need it.
+ * named (a half-written section is a mistake, not a wish for no mail). The password is neither read nor required
+ * here: commands that send no mail must not need it (`STATION_SMTP_PASSWORD` is in the service's environment, not
+ * an operator's shell); `smtpPassword` in src/mail/sender.ts asks for it.
  */
-function mailSettings(values: Record<string, unknown>, file: string, env: NodeJS.ProcessEnv): { mail?: MailSettings } {
+function mailSettings(values: Record<string, unknown>, file: string): { mail?: MailSettings } {
   if (!Object.keys(values).some((k) => k.startsWith('mail.'))) return {};
   const host = values['mail.smtp.host'] as string | undefined;
   const from = values['mail.from'] as string | undefined;
@@ -159,9 +160,6 @@ function mailSettings(values: Record<string, unknown>, file: string, env: NodeJS
   const user = values['mail.smtp.user'] as string | undefined;
   const passwordFile = values['mail.smtp.passwordFile'] as string | undefined;
   if (passwordFile !== undefined && user === undefined) throw configError(`${file}: mail.smtp.passwordFile is given without mail.smtp.user`);
-  if (user !== undefined && passwordFile === undefined && !env.STATION_SMTP_PASSWORD) {
-    throw configError(`${file}: mail.smtp.user is given without a password: set mail.smtp.passwordFile or STATION_SMTP_PASSWORD`);
-  }
   const secure = (values['mail.smtp.secure'] as boolean | undefined) ?? false;
   const retry = {
     firstDelayMs: (values['mail.retry.firstDelayMs'] as number | undefined) ?? 60_000,

@@ -92,6 +92,11 @@ test('a load that ends queues its e-mail in the database; it reaches every notif
   ]);
   assert.doesNotMatch(m!.text, /What to do/, 'nothing to do after a complete load');
   assert.equal(outbox(setup)[0]!.state, 'sent');
+  const [listed] = JSON.parse(setup.run(['mail', 'list', '--json']).stdout).messages;
+  assert.equal(listed.jobId, setup.jobId);
+  assert.equal(listed.state, 'sent');
+  assert.equal(listed.attempts, 1);
+  assert.deepEqual(listed.recipients, [ALICE, BOB]);
   assert.equal((await setup.runAsync(['mail', 'send'])).code, 0);
   assert.equal(smtp.received.length, 1, 'a sent message is not sent again');
 });
@@ -210,7 +215,7 @@ test('mail config: the server and the sender must be named; bad values are refus
     ['mail:\n  smtp:\n    host: mx\n', /mail\.from is required/],
     ['mail:\n  smtp:\n    host: mx\n  from: not-an-address\n', /mail\.from: expected an e-mail address/],
     ['mail:\n  smtp:\n    host: mx\n    port: 70000\n  from: a@example.com\n', /mail\.smtp\.port: expected a whole number from 1 to 65535/],
-    ['mail:\n  smtp:\n    host: mx\n    user: u\n  from: a@example.com\n', /mail\.smtp\.user is given without a password/],
+    ['mail:\n  smtp:\n    host: mx\n    passwordFile: /etc/pw\n  from: a@example.com\n', /mail\.smtp\.passwordFile is given without mail\.smtp\.user/],
     ['mail:\n  smtp:\n    host: mx\n    user: u\n    passwordFile: pw.txt\n  from: a@example.com\n', /mail\.smtp\.passwordFile: expected an absolute path/],
     ['mail:\n  smtp:\n    host: mx\n    tls: true\n  from: a@example.com\n', /unknown key "mail\.smtp\.tls"/],
     ['mail:\n  smtp:\n    host: mx\n  from: a@example.com\n  retry:\n    firstDelayMs: 5000\n    maxDelayMs: 1000\n', /firstDelayMs \(5000\) is larger than mail\.retry\.maxDelayMs/],
@@ -229,4 +234,16 @@ test('mail config: the server and the sender must be named; bad values are refus
   });
   writeFileSync(file, '');
   assert.equal(loadConfig({ configFile: file, env: {} }).mail, undefined, 'no mail section: mail off');
+});
+
+test('the SMTP password is asked for only by what sends mail: a missing one is named there, other commands run', (t) => {
+  const s = tempStation(t);
+  const missing = join(s.dir, 'no-such-password');
+  writeFileSync(s.configFile, `mail:\n  smtp:\n    host: 127.0.0.1\n    user: station\n    passwordFile: ${missing}\n  from: s@example.com\n`);
+  assert.equal(s.run(['job', 'list']).code, 0, 'a command that sends nothing needs no password');
+  const send = s.run(['mail', 'send']);
+  assert.equal(send.code, 2);
+  assert.match(send.stderr, new RegExp(`^BadConfig: mail\\.smtp\\.passwordFile: cannot read ${missing}: ENOENT`));
+  writeFileSync(s.configFile, `mail:\n  smtp:\n    host: 127.0.0.1\n    user: station\n  from: s@example.com\n`);
+  assert.match(s.run(['mail', 'send']).stderr, /^BadConfig: mail\.smtp\.user is given without a password: set STATION_SMTP_PASSWORD/);
 });

@@ -136,7 +136,8 @@ export class MailSender {
 export function smtpPassword(settings: MailSettings, env: NodeJS.ProcessEnv): string | undefined {
   if (settings.smtp.user === undefined) return undefined;
   if (env.STATION_SMTP_PASSWORD) return env.STATION_SMTP_PASSWORD;
-  const file = settings.smtp.passwordFile!;
+  const file = settings.smtp.passwordFile;
+  if (file === undefined) throw configError('mail.smtp.user is given without a password: set STATION_SMTP_PASSWORD or mail.smtp.passwordFile');
   let text: string;
   try {
     text = readFileSync(file, 'utf8');
