@@ -16,6 +16,26 @@ export interface Config {
   upload: UploadSettings;
   log: { level: LogLevel };
   drives: DriveSettings;
+  /** notification e-mail when a job ends; absent (no `mail:` section): none is queued or sent */
+  mail?: MailSettings;
+}
+
+export interface MailSettings {
+  smtp: SmtpSettings;
+  /** the From: of every message, e.g. `Import station <station@example.com>` */
+  from: string;
+  /** how long after a failed attempt the next one is made: doubled per attempt from `firstDelayMs` up to `maxDelayMs` */
+  retry: { firstDelayMs: number; maxDelayMs: number };
+}
+
+export interface SmtpSettings {
+  host: string;
+  port: number;
+  /** TLS from the first byte (port 465); otherwise STARTTLS whenever the server offers it */
+  secure: boolean;
+  user?: string;
+  /** a file holding the SMTP password (read when mail is sent, never logged); `STATION_SMTP_PASSWORD` wins over it */
+  passwordFile?: string;
 }
 
 export interface DriveSettings {
@@ -124,6 +144,45 @@ export function loadConfig(sources: ConfigSources): Config {
       pollIntervalMs: (values['drives.pollIntervalMs'] as number | undefined) ?? 1000,
       autoMount: (values['drives.autoMount'] as boolean | undefined) ?? true,
     },
+    ...mailSettings(values, file),
+  };
+}
+
+/**
+ * The `mail:` section: any key in it turns notification e-mail on, and then the server and the sender must be
+ * named (a half-written section is a mistake, not a wish for no mail). The password is neither read nor required
+ * here: commands that send no mail must not need it (`STATION_SMTP_PASSWORD` is in the service's environment, not
+ * an operator's shell); `smtpPassword` in src/mail/sender.ts asks for it.
+ */
+function mailSettings(values: Record<string, unknown>, file: string): { mail?: MailSettings } {
+  if (!Object.keys(values).some((k) => k.startsWith('mail.'))) return {};
+  const host = values['mail.smtp.host'] as string | undefined;
+  const from = values['mail.from'] as string | undefined;
+  if (host === undefined) throw configError(`${file}: mail.smtp.host is required in a mail section (remove the section for no e-mail)`);
+  if (from === undefined) throw configError(`${file}: mail.from is required in a mail section: the address notification e-mail is sent from`);
+  const user = values['mail.smtp.user'] as string | undefined;
+  const passwordFile = values['mail.smtp.passwordFile'] as string | undefined;
+  if (passwordFile !== undefined && user === undefined) throw configError(`${file}: mail.smtp.passwordFile is given without mail.smtp.user`);
+  const secure = (values['mail.smtp.secure'] as boolean | undefined) ?? false;
+  const retry = {
+    firstDelayMs: (values['mail.retry.firstDelayMs'] as number | undefined) ?? 60_000,
+    maxDelayMs: (values['mail.retry.maxDelayMs'] as number | undefined) ?? 3_600_000,
+  };
+  if (retry.firstDelayMs > retry.maxDelayMs) {
+    throw configError(`${file}: mail.retry.firstDelayMs (${retry.firstDelayMs}) is larger than mail.retry.maxDelayMs (${retry.maxDelayMs})`);
+  }
+  return {
+    mail: {
+      smtp: {
+        host,
+        port: (values['mail.smtp.port'] as number | undefined) ?? (secure ? 465 : 587),
+        secure,
+        ...(user !== undefined && { user }),
+        ...(passwordFile !== undefined && { passwordFile }),
+      },
+      from,
+      retry,
+    },
   };
 }
 
@@ -184,6 +243,20 @@ const SCHEMA: Schema = {
     pollIntervalMs: int(100, 60_000),
     autoMount: bool,
   },
+  mail: {
+    smtp: {
+      host: text,
+      port: int(1, 65_535),
+      secure: bool,
+      user: text,
+      passwordFile: absolutePath,
+    },
+    from: mailbox,
+    retry: {
+      firstDelayMs: int(100, 86_400_000),
+      maxDelayMs: int(100, 86_400_000),
+    },
+  },
 };
 
 /** Flattens the file into `a.b` keys, refusing unknown keys and bad values. */
@@ -219,6 +292,19 @@ function absolutePaths(v: unknown): string[] {
   if (!Array.isArray(v) || v.length === 0) throw 'expected a list of absolute paths';
   for (const p of v) if (typeof p !== 'string' || !p.startsWith('/')) throw `"${String(p)}" is not an absolute path`;
   return v as string[];
+}
+
+function absolutePath(v: unknown): string {
+  if (typeof v !== 'string' || !v.startsWith('/')) throw `expected an absolute path`;
+  return v;
+}
+
+/** An address, optionally with a display name: `station@example.com` or `Import station <station@example.com>`. */
+function mailbox(v: unknown): string {
+  const m = typeof v === 'string' ? /^(?:[^<>@\r\n]*<([^<>\s]+)>|([^<>\s]+))$/.exec(v.trim()) : null;
+  const address = m?.[1] ?? m?.[2];
+  if (address === undefined || !/^[^\s@]+@[^\s@]+\.[^\s@]+$/.test(address)) throw 'expected an e-mail address, e.g. "Import station <station@example.com>"';
+  return v as string;
 }
 
 function bool(v: unknown): boolean {

@@ -10,7 +10,7 @@ export function makeLogger(level: LogLevel, fd: 1 | 2 = 2): Logger {
     {
       level,
       base: { service: 'import-station' },
-      redact: { paths: ['secret', 'secretKey', '*.secret', '*.secretKey', 'credentials'], censor: '[secret]' },
+      redact: { paths: ['secret', 'secretKey', '*.secret', '*.secretKey', 'credentials', 'password', '*.password', '*.pass'], censor: '[secret]' },
       timestamp: pino.stdTimeFunctions.isoTime,
     },
     pino.destination({ fd, sync: true }),

@@ -58,7 +58,9 @@ export class Context {
   }
 
   store(): JobStore {
-    this.cachedStore ??= new JobStore(this.config().dataDir);
+    // With a mail section, every command that ends a job (load, cancel, and expiry on open) queues its e-mail.
+    const config = this.config();
+    this.cachedStore ??= new JobStore(config.dataDir, Date.now, { mail: config.mail !== undefined });
     return this.cachedStore;
   }
 

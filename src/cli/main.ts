@@ -6,9 +6,10 @@ import { accountCommands } from './commands/account.js';
 import { jobCommands } from './commands/job.js';
 import { daemonCommand, statusCommand } from './commands/daemon.js';
 import { loadCommand } from './commands/load.js';
+import { mailCommands } from './commands/mail.js';
 import { signCommand } from './commands/sign.js';
 
-const COMMANDS: Command[] = [...accountCommands, ...jobCommands, loadCommand, daemonCommand, statusCommand, signCommand];
+const COMMANDS: Command[] = [...accountCommands, ...jobCommands, loadCommand, daemonCommand, statusCommand, ...mailCommands, signCommand];
 
 const COMMON_HELP = `options every command takes:
   --config FILE     the config file (env STATION_CONFIG; default /etc/import-station/config.yaml)

@@ -15,6 +15,8 @@ import { loadDevice, type Station } from '../load/loader.js';
 import { Progress } from '../load/progress.js';
 import { openStation } from '../load/station.js';
 import { abortAbandonedUploads } from '../load/sweep.js';
+import { Outbox } from '../mail/outbox.js';
+import { MailSender } from '../mail/sender.js';
 import { describeDrive, driveJson, type DriveState } from './drive-state.js';
 import type { SystemdNotifier } from './notify.js';
 import { serveStatus } from './status-server.js';
@@ -25,6 +27,8 @@ const STALL_MS = 5 * 60_000;
 const STOP_WAIT_MS = 60_000;
 /** A new directory settles this long before it is read: a copy or an automount may still be under way. */
 const SETTLE_MS = 1000;
+/** How long a shutdown waits for an e-mail being sent; one cut short is tried again after the next start. */
+const MAIL_STOP_WAIT_MS = 10_000;
 
 export const runDir = (config: Config) => join(config.dataDir, 'run');
 export const socketPath = (config: Config) => join(runDir(config), 'station.sock');
@@ -36,6 +40,8 @@ export const socketPath = (config: Config) => join(runDir(config), 'station.sock
 export class Daemon {
   private readonly station: Station;
   private readonly watcher: DriveWatcher;
+  /** delivers the outbox (notification e-mail) in the background; none without a mail section */
+  private readonly mail?: MailSender;
   private readonly drives = new Map<string, DriveState>();
   private readonly tasks = new Set<Promise<void>>();
   /** jobs being loaded now, and by which drive: a second drive with the same SIGNATURE is refused */
@@ -51,6 +57,8 @@ export class Daemon {
     private readonly notifier: SystemdNotifier,
   ) {
     this.station = openStation(store, config, log);
+    // Reads the SMTP password now, so a missing password file stops the start with its name, not the first mail.
+    if (config.mail) this.mail = new MailSender(store.db, config.mail, log, process.env);
     mkdirSync(join(runDir(config), 'mnt'), { recursive: true, mode: 0o700 });
     this.watcher = new DriveWatcher({
       mountRoots: config.drives.mountRoots,
@@ -77,6 +85,7 @@ export class Daemon {
     this.timers.push(setInterval(() => this.feedWatchdog(), this.notifier.watchdogIntervalMs() ?? 10_000));
     this.timers.push(setInterval(() => void this.notifier.status(this.summary()), 5000));
     this.timers.push(setInterval(() => this.station.store.expireOverdue(), 3600_000));
+    this.startMail();
     this.log.info({ mountRoots: this.config.drives.mountRoots, autoMount: this.config.drives.autoMount, abortedUploads: aborted }, 'station ready');
     await this.notifier.ready(this.summary());
   }
@@ -93,11 +102,24 @@ export class Daemon {
     const timedOut = await Promise.race([settled.then(() => false), sleep(STOP_WAIT_MS, undefined, { ref: false }).then(() => true)]);
     if (timedOut) this.log.warn('in-flight work did not settle in time; the journal keeps what S3 acknowledged');
     for (const t of this.timers) clearInterval(t);
+    if (this.mail) await Promise.race([this.mail.stop(), sleep(MAIL_STOP_WAIT_MS, undefined, { ref: false })]);
     await new Promise((r) => this.server?.close(r));
     this.station.client.destroy();
     this.station.directPut?.destroy();
     this.station.journalDb.close();
     this.log.info('stopped');
+  }
+
+  /** Said once at start: whether jobs that end tell anyone, and how much mail is waiting. */
+  private startMail(): void {
+    const mail = this.config.mail;
+    if (!this.mail || !mail) {
+      this.log.info('notification e-mail is off (no mail section in the config): jobs that end queue no e-mail');
+      return;
+    }
+    const queued = new Outbox(this.station.store.db).queuedCount();
+    this.log.info({ smtp: `${mail.smtp.host}:${mail.smtp.port}`, from: mail.from, queued }, 'notification e-mail on');
+    this.mail.start();
   }
 
   status() {

@@ -94,6 +94,26 @@ const MIGRATIONS: string[] = [
     text   TEXT NOT NULL
   );
   `,
+  // 4: the outbox of notification e-mail: a message is queued in the same transaction as the job's end status
+  // (so a crash cannot lose it) and stays until the SMTP server accepted it; attempts and the last error show why
+  // one is late
+  `
+  CREATE TABLE outbox (
+    id              INTEGER PRIMARY KEY AUTOINCREMENT,
+    job_id          TEXT NOT NULL REFERENCES jobs(id),
+    job_status      TEXT NOT NULL,
+    recipients      TEXT NOT NULL,
+    subject         TEXT NOT NULL,
+    body            TEXT NOT NULL,
+    queued_at       INTEGER NOT NULL,
+    state           TEXT NOT NULL CHECK (state IN ('queued', 'sent', 'undeliverable')),
+    attempts        INTEGER NOT NULL DEFAULT 0,
+    next_attempt_at INTEGER NOT NULL,
+    last_error      TEXT,
+    sent_at         INTEGER
+  );
+  CREATE INDEX outbox_due ON outbox(state, next_attempt_at);
+  `,
 ];
 
 export const SCHEMA_VERSION = MIGRATIONS.length;

@@ -43,6 +43,11 @@ export function canMoveJob(from: JobStatus, to: JobStatus): boolean {
   return JOB_MOVES[from].includes(to);
 }
 
+/** An end status: no move leads out of it. */
+export function isEnded(status: JobStatus): boolean {
+  return JOB_MOVES[status].length === 0;
+}
+
 export function canMoveDevice(from: DeviceStatus, to: DeviceStatus): boolean {
   return DEVICE_MOVES[from].includes(to);
 }

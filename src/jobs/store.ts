@@ -3,7 +3,8 @@ import type { Manifest } from '../manifest/types.js';
 import { refused } from '../errors.js';
 import { openDb, type Db } from './db.js';
 import { newJobId, normalizeJobId } from './ids.js';
-import { EXPIRY_MS, canMoveDevice, canMoveJob, type DeviceStatus, type JobStatus } from './lifecycle.js';
+import { completeJobEnd, queueJobEnd } from '../mail/outbox.js';
+import { EXPIRY_MS, canMoveDevice, canMoveJob, isEnded, type DeviceStatus, type JobStatus } from './lifecycle.js';
 
 export interface Job {
   id: string;
@@ -48,9 +49,15 @@ interface JobRow {
   reason: string | null;
 }
 
+export interface StoreOptions {
+  /** queue a notification e-mail (to the manifest's `notificationEmail`) in the transaction that ends a job */
+  mail?: boolean;
+}
+
 /**
  * The job store: jobs, accounts and their history in the station's database file. Every status change is one
- * transaction that also writes its history entry; a refused operation throws before anything is written.
+ * transaction that also writes its history entry (and, with mail on, the end-of-job message into the outbox); a
+ * refused operation throws before anything is written.
  */
 export class JobStore {
   readonly db: Db;
@@ -58,6 +65,7 @@ export class JobStore {
   constructor(
     readonly dataDir: string,
     private readonly clock: () => number = Date.now,
+    private readonly options: StoreOptions = {},
   ) {
     this.db = openDb(dataDir);
     this.expireOverdue();
@@ -241,6 +249,25 @@ export class JobStore {
     this.db.prepare('UPDATE jobs SET log_bucket = ?, log_key = ?, error_count = ? WHERE id = ?').run(logBucket, logKey, errorCount, id);
   }
 
+  /**
+   * A load's end, in one transaction: where its import log was stored, then (a finished load) its end status, or
+   * (a canceled one, already `Canceled`) the final counts and log location into its waiting message.
+   */
+  endLoad(id: string, log: { logBucket: string; logKey: string; errorCount: number }, to?: JobStatus, note?: string): Job {
+    return this.db
+      .transaction(() => {
+        this.setLog(id, log.logBucket, log.logKey, log.errorCount);
+        const job = this.get(id);
+        if (to !== undefined) {
+          if (!canMoveJob(job.jobStatus, to)) throw refused('InvalidJobStatus', `job ${job.id} is ${job.jobStatus} and cannot become ${to}`);
+          return this.moveJobNow(job, to, note);
+        }
+        if (this.options.mail) completeJobEnd(this.db, job, this.clock());
+        return job;
+      })
+      .immediate();
+  }
+
   /** Jobs whose device has not arrived 30 days after creation become `Expired`. */
   expireOverdue(): string[] {
     const cutoff = this.clock() - EXPIRY_MS;
@@ -255,10 +282,14 @@ export class JobStore {
       .immediate();
   }
 
+  /** Always inside a caller's transaction: the status, its history entry and its message commit together. */
   private moveJobNow(job: Job, to: JobStatus, note?: string): Job {
+    const now = this.clock();
     this.db.prepare('UPDATE jobs SET job_status = ?, reason = coalesce(?, reason) WHERE id = ?').run(to, note ?? null, job.id);
-    this.record(job.id, this.clock(), 'job', job.jobStatus, to, note);
-    return this.get(job.id);
+    this.record(job.id, now, 'job', job.jobStatus, to, note);
+    const moved = this.get(job.id);
+    if (this.options.mail && isEnded(to)) queueJobEnd(this.db, moved, job.jobStatus, now);
+    return moved;
   }
 
   private record(id: string, at: number, subject: HistoryEntry['subject'], from: string | undefined, to: string, note?: string): void {

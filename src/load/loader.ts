@@ -320,8 +320,10 @@ class Load {
       }
       throw err;
     }
-    store.setLog(this.job.id, this.manifest.logBucket, logKey, errorCount);
-    if (end.kind === 'finished') store.moveJob(this.job.id, errorCount > 0 ? 'CompletedWithErrors' : 'Completed', `${errorCount} errors`);
+    // One transaction: the log's location, the end status and the notification e-mail it queues.
+    const log = { logBucket: this.manifest.logBucket, logKey, errorCount };
+    if (end.kind === 'finished') store.endLoad(this.job.id, log, errorCount > 0 ? 'CompletedWithErrors' : 'Completed', `${errorCount} errors`);
+    else store.endLoad(this.job.id, log);
     this.log.info({ logBucket: this.manifest.logBucket, logKey, errorCount, end: end.kind }, 'load ended');
     return this.outcome(end, logFile);
   }
