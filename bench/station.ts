@@ -116,7 +116,9 @@ function prepareStation(tree: string, endpoint: string, ctx: StationContext, env
   const drive = path.join(ctx.workDir, 'drive');
   linkTree(tree, drive);
   station(['job', 'create', manifest, '--no-bucket-check', '--signature-out', path.join(drive, 'SIGNATURE')]);
-  return { cmd: process.execPath, args: [main, 'load', drive], env: stationEnv };
+  // BENCH_STATION_NODE_ARGS: node options for the timed run, e.g. `--cpu-prof --cpu-prof-dir=DIR` (bench/run.ts --cpu-prof)
+  const nodeArgs = (process.env.BENCH_STATION_NODE_ARGS ?? '').split(/\s+/).filter(Boolean);
+  return { cmd: process.execPath, args: [...nodeArgs, main, 'load', drive], env: stationEnv };
 }
 
 function linkTree(from: string, to: string): void {
