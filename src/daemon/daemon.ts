@@ -13,7 +13,7 @@ import type { JobStore } from '../jobs/store.js';
 import { markDeviceError, readSignature } from '../load/admit.js';
 import { loadDevice, type Station } from '../load/loader.js';
 import { Progress } from '../load/progress.js';
-import { openStation } from '../load/station.js';
+import { closeStation, openStation } from '../load/station.js';
 import { abortAbandonedUploads } from '../load/sweep.js';
 import { Outbox } from '../mail/outbox.js';
 import { MailSender } from '../mail/sender.js';
@@ -104,9 +104,7 @@ export class Daemon {
     for (const t of this.timers) clearInterval(t);
     if (this.mail) await Promise.race([this.mail.stop(), sleep(MAIL_STOP_WAIT_MS, undefined, { ref: false })]);
     await new Promise((r) => this.server?.close(r));
-    this.station.client.destroy();
-    this.station.directPut?.destroy();
-    this.station.journalDb.close();
+    await closeStation(this.station);
     this.log.info('stopped');
   }
 

@@ -59,8 +59,19 @@ export class KeyMapper {
 export class KeyClaims {
   private readonly owners = new Map<string, string>();
 
+  /**
+   * Without substitutions a key is the prefix plus the file's unique path: no two files can share one, and no key
+   * need be held (memory then stays flat however many files a drive has).
+   */
+  constructor(private readonly needed: boolean) {}
+
+  static for(manifest: Manifest): KeyClaims {
+    return new KeyClaims(manifest.substitutions.length > 0);
+  }
+
   /** The file that already holds `key`, or undefined after giving it to `file`. */
   claim(key: string, file: string): string | undefined {
+    if (!this.needed) return undefined;
     const owner = this.owners.get(key);
     if (owner !== undefined && owner !== file) return owner;
     this.owners.set(key, file);

@@ -15,6 +15,7 @@ import { S3Refused, S3Unreachable } from '../s3/errors.js';
 import { admit } from './admit.js';
 import { Budget } from './budget.js';
 import { Journal } from './journal.js';
+import type { Md5Pool } from './md5-pool.js';
 import { KeyClaims, KeyMapper, MAX_OBJECT_BYTES, ROWS, type Refusal } from './keys.js';
 import { ObjectWriter } from './objects.js';
 import { Progress } from './progress.js';
@@ -34,6 +35,7 @@ export interface Station {
   directPut?: DirectPut;
   limit: LimitFunction;
   memory: Budget;
+  md5: Md5Pool;
   files: Budget;
   log: Logger;
 }
@@ -103,6 +105,7 @@ class Load {
     this.uploader = new FileUploader({
       writer: this.writer,
       memory: station.memory,
+      md5: station.md5,
       journal: this.journal,
       settings: station.config.upload,
       manifest,
@@ -122,8 +125,18 @@ class Load {
     if (this.req.signal?.aborted) onAbort();
     try {
       try {
-        await this.count();
-        await this.uploadAll();
+        // The count runs beside the uploads: it only gives progress its totals, and a drive of many files would
+        // otherwise wait for a whole walk before its first byte goes up.
+        const counting = this.count().then(
+          () => undefined,
+          (err: unknown) => err,
+        );
+        try {
+          await this.uploadAll();
+        } finally {
+          const failed = await counting;
+          if (failed !== undefined) throw failed;
+        }
       } catch (err) {
         // The walk itself failed: with the device gone, that is a pulled drive, not a broken station.
         if (await this.deviceStillThere()) throw err;
@@ -135,6 +148,7 @@ class Load {
       if (this.req.verify) await this.verify();
       return await this.finish({ kind: 'finished' });
     } finally {
+      this.journal.flush();
       clearInterval(watcher);
       this.req.signal?.removeEventListener('abort', onAbort);
     }
@@ -174,7 +188,7 @@ class Load {
   private async count(): Promise<void> {
     let files = 0;
     let bytes = 0;
-    const claims = new KeyClaims();
+    const claims = KeyClaims.for(this.manifest);
     for await (const e of this.entries()) {
       files++;
       const plan = this.plan(e);
@@ -197,7 +211,7 @@ class Load {
 
   private async walkAndStart(running: Set<Promise<void>>): Promise<void> {
     let seq = 0;
-    const claims = new KeyClaims();
+    const claims = KeyClaims.for(this.manifest);
     for await (const e of this.entries()) {
       if (this.stop) break;
       seq++;
@@ -304,6 +318,8 @@ class Load {
   /** Writes the import log, stores it in the log bucket, and ends the job. */
   private async finish(end: LoadEnd): Promise<LoadOutcome> {
     const { store } = this.station;
+    // Rows first: a multipart file's row takes its upload out of the registry, which the sweep aborts.
+    this.journal.flush();
     await abortAbandonedUploads(this.station.journalDb, this.station.client, this.station.limit, this.log, this.job.id);
     await this.abortOrphans();
     const logFile = writeLocalLog(store.dataDir, this.job.id, this.journal.rows());

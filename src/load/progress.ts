@@ -5,6 +5,8 @@
 export class Progress {
   totalFiles = 0;
   totalBytes = 0;
+  /** false until the count of the device is done (it runs beside the uploads) */
+  totalsKnown = false;
   doneFiles = 0;
   /** bytes of finished files plus bytes of parts acknowledged */
   doneBytes = 0;
@@ -15,6 +17,7 @@ export class Progress {
   setTotals(files: number, bytes: number): void {
     this.totalFiles = files;
     this.totalBytes = bytes;
+    this.totalsKnown = true;
   }
 
   addBytes(n: number): void {
@@ -45,7 +48,7 @@ export class Progress {
       bytes: this.doneBytes,
       totalBytes: this.totalBytes,
       bytesPerSecond: Math.round(rate),
-      etaSeconds: rate > 0 ? Math.round(left / rate) : undefined,
+      etaSeconds: rate > 0 && this.totalsKnown ? Math.round(left / rate) : undefined,
       elapsedSeconds: (now - this.startedAt) / 1000,
     };
   }
@@ -54,7 +57,8 @@ export class Progress {
   line(): string {
     const s = this.snapshot();
     const eta = s.etaSeconds === undefined ? '--:--' : duration(s.etaSeconds);
-    return `${s.files.toLocaleString('en')}/${s.totalFiles.toLocaleString('en')} files  ${mib(s.bytes)}/${mib(s.totalBytes)} MiB  ${mib(s.bytesPerSecond)} MiB/s  ETA ${eta}`;
+    const [files, bytes] = this.totalsKnown ? [s.totalFiles.toLocaleString('en'), mib(s.totalBytes)] : ['?', '?'];
+    return `${s.files.toLocaleString('en')}/${files} files  ${mib(s.bytes)}/${bytes} MiB  ${mib(s.bytesPerSecond)} MiB/s  ETA ${eta}`;
   }
 
   summary(): string[] {

@@ -7,6 +7,7 @@ import { makeS3Client } from '../s3/client.js';
 import { DirectPut } from '../s3/direct-put.js';
 import { Budget } from './budget.js';
 import type { Station } from './loader.js';
+import { Md5Pool } from './md5-pool.js';
 
 /**
  * The station's shared parts: one S3 client, and the budgets every load draws from: requests in flight, part
@@ -24,7 +25,16 @@ export function openStation(store: JobStore, config: Config, log: Logger): Stati
     ...(config.s3.directPut && config.s3.unsignedPayload && { directPut: new DirectPut(client, config.s3, maxAttempts, maxRequests + 4) }),
     limit: pLimit(maxRequests),
     memory: new Budget(memoryBytes),
+    md5: new Md5Pool(),
     files: new Budget(maxRequests * 2),
     log,
   };
+}
+
+/** Lets go of what `openStation` holds: connections, threads, the journal's database connection. */
+export async function closeStation(station: Station): Promise<void> {
+  station.client.destroy();
+  station.directPut?.destroy();
+  await station.md5.close();
+  station.journalDb.close();
 }

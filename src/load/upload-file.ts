@@ -9,6 +9,7 @@ import type { Journal } from './journal.js';
 import type { ObjectHeaders, ObjectWriter } from './objects.js';
 import { partSizeFor } from './part-size.js';
 import { DeviceReadError, FileChangedError, hasBytesAfter, openSource, type Source } from './read.js';
+import { POOL_MIN_BYTES, type Md5Pool } from './md5-pool.js';
 import { WholeFileMd5, sharedBuffer } from './whole-file-md5.js';
 
 /** A regular file of the device on its way to S3. */
@@ -35,6 +36,8 @@ export type StopReason = 'cancel' | 'shutdown';
 export interface UploadContext {
   writer: ObjectWriter;
   memory: Budget;
+  /** MD5s of bodies, off the main thread */
+  md5: Md5Pool;
   journal: Journal;
   settings: UploadSettings;
   manifest: Manifest;
@@ -100,13 +103,14 @@ export class FileUploader {
     const lease = await this.ctx.memory.take(o.size);
     try {
       // One read, one byte longer than the file: a file that grew since it was opened shows in the same call.
-      const buf = Buffer.allocUnsafe(o.size + 1);
+      // in shared memory when the MD5 pool will hash it (no copy to its thread)
+      const buf = o.size >= POOL_MIN_BYTES ? sharedBuffer(o.size + 1) : Buffer.allocUnsafe(o.size + 1);
       const n = await this.read(f, o, buf, o.size + 1, 0);
       if (n !== o.size) throw new FileChangedError(f.text, n > o.size ? 'it grew' : `it ended at ${n} bytes, not ${o.size}`);
       const body = buf.subarray(0, o.size);
       const content = contentHeadersFor(this.ctx.manifest, f.text, body);
       known.content = content;
-      const md5 = md5Of(body);
+      const md5 = await this.ctx.md5.digest(body);
       await this.checkUnchanged(f, o);
       const headers = this.headers(content, o.mtimeMs);
       let etag: string;
@@ -180,10 +184,11 @@ export class FileUploader {
         break;
       }
       const hashed = whole.part(n, body);
-      const md5 = md5Of(body);
-      partMd5s[n - 1] = md5;
-      const sent = this.sendPart(f, o, uploadId, n, body, md5, offset)
-        .then(async (etag) => {
+      const sent = this.ctx.md5
+        .digest(body)
+        .then(async (md5) => {
+          partMd5s[n - 1] = md5;
+          const etag = await this.sendPart(f, o, uploadId, n, body, md5, offset);
           etags[n - 1] = etag;
           // Journaled only once S3 holds the part and the whole-file hash has taken it in.
           journal.recordPart(f.path, { partNumber: n, size: length, md5: md5.toString('hex'), etag, md5State: await hashed });

@@ -2,7 +2,7 @@ import { Exit } from '../../errors.js';
 import { makeLogger } from '../../log.js';
 import { loadDevice, type LoadOutcome } from '../../load/loader.js';
 import { Progress } from '../../load/progress.js';
-import { openStation } from '../../load/station.js';
+import { closeStation, openStation } from '../../load/station.js';
 import type { Command } from '../command.js';
 
 export const loadCommand: Command = {
@@ -40,9 +40,7 @@ export const loadCommand: Command = {
     } finally {
       stopDisplay();
       process.off('SIGINT', onSignal).off('SIGTERM', onSignal);
-      station.client.destroy();
-      station.directPut?.destroy();
-      station.journalDb.close();
+      await closeStation(station);
     }
     const { job, end } = outcome;
     ctx.print(
