@@ -112,8 +112,8 @@ export function loadConfig(sources: ConfigSources): Config {
   const checksums: ChecksumSetting = custom ? 'WHEN_REQUIRED' : 'WHEN_SUPPORTED';
   const upload: UploadSettings = {
     maxRequests: (values['upload.maxRequests'] as number) ?? 16,
-    memoryBytes: (values['upload.memory'] as number) ?? 512 * MiB,
-    multipartThreshold: (values['upload.multipartThreshold'] as number) ?? 200 * MiB,
+    memoryBytes: (values['upload.memory'] as number) ?? 96 * MiB,
+    multipartThreshold: (values['upload.multipartThreshold'] as number) ?? 64 * MiB,
     partSize: (values['upload.partSize'] as number) ?? 16 * MiB,
     maxAttempts: (values['upload.maxAttempts'] as number) ?? 5,
   };

@@ -2,6 +2,7 @@ import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { csv, logDate } from '../src/importlog/format.js';
 import { Budget } from '../src/load/budget.js';
+import { BodyMemory, roundUp } from '../src/load/buffers.js';
 import { MAX_PARTS, partSizeFor } from '../src/load/part-size.js';
 import { Progress } from '../src/load/progress.js';
 
@@ -40,6 +41,42 @@ test('the memory budget holds back readers in order and lets a body larger than 
   lh.give();
   assert.equal(budget.inUse, 0);
   assert.equal(budget.peak, 500);
+});
+
+test('body memory lends shared buffers of the exact length, reuses them, and never holds more than its budget', async () => {
+  assert.equal(roundUp(1), 4096);
+  assert.equal(roundUp(16 * 1024 + 1), 20 * 1024, 'four steps per power of two');
+  assert.equal(roundUp(16 * MiB), 16 * MiB);
+  assert.equal(roundUp(MiB + 1), 1.25 * MiB);
+  const memory = new BodyMemory(4 * MiB);
+  const a = await memory.take(MiB + 1);
+  assert.equal(a.buffer.length, MiB + 1);
+  assert.ok(a.buffer.buffer instanceof SharedArrayBuffer, 'a worker thread can read it without a copy');
+  a.buffer.fill(7);
+  const first = a.buffer.buffer;
+  a.give();
+  const b = await memory.take(MiB + 1000);
+  assert.ok(b.buffer.buffer === first, 'the same size class is lent again, not allocated again');
+  // three more of 1.25 MiB cannot all be held with b: the last waits until one is given back
+  const c = await memory.take(MiB + 1);
+  const d = await memory.take(MiB + 1);
+  let eGot = false;
+  const e = memory.take(MiB + 1).then((l) => ((eGot = true), l));
+  await new Promise((r) => setImmediate(r));
+  assert.equal(eGot, false, 'the budget holds the fourth back');
+  c.give();
+  const le = await e;
+  assert.ok(memory.peak <= 4 * MiB, `peak ${memory.peak}`);
+  // a different size class given back while the budget is full makes room by letting kept buffers go
+  b.give();
+  d.give();
+  le.give();
+  const big = await memory.take(3 * MiB);
+  assert.ok(big.buffer.buffer !== first);
+  big.give();
+  const huge = await memory.take(10 * MiB);
+  assert.equal(huge.buffer.length, 10 * MiB, 'a body larger than the budget goes alone');
+  huge.give();
 });
 
 test('log dates are as the original service wrote them; File and Key always quoted, RFC 4180 otherwise', () => {

@@ -14,6 +14,7 @@ import { describe } from '../errors.js';
 import { S3Refused, S3Unreachable } from '../s3/errors.js';
 import { admit } from './admit.js';
 import { Budget } from './budget.js';
+import type { BodyMemory } from './buffers.js';
 import { Journal } from './journal.js';
 import type { Md5Pool } from './md5-pool.js';
 import { KeyClaims, KeyMapper, MAX_OBJECT_BYTES, ROWS, type Refusal } from './keys.js';
@@ -34,7 +35,7 @@ export interface Station {
   /** single PUTs without the SDK's pipeline (s3.directPut) */
   directPut?: DirectPut;
   limit: LimitFunction;
-  memory: Budget;
+  memory: BodyMemory;
   md5: Md5Pool;
   files: Budget;
   log: Logger;

@@ -6,6 +6,7 @@ import type { JobStore } from '../jobs/store.js';
 import { makeS3Client } from '../s3/client.js';
 import { DirectPut } from '../s3/direct-put.js';
 import { Budget } from './budget.js';
+import { BodyMemory } from './buffers.js';
 import type { Station } from './loader.js';
 import { Md5Pool } from './md5-pool.js';
 
@@ -24,7 +25,7 @@ export function openStation(store: JobStore, config: Config, log: Logger): Stati
     client,
     ...(config.s3.directPut && config.s3.unsignedPayload && { directPut: new DirectPut(client, config.s3, maxAttempts, maxRequests + 4) }),
     limit: pLimit(maxRequests),
-    memory: new Budget(memoryBytes),
+    memory: new BodyMemory(memoryBytes),
     md5: new Md5Pool(),
     files: new Budget(maxRequests * 2),
     log,

@@ -3,14 +3,14 @@ import type { Logger } from 'pino';
 import type { UploadSettings } from '../config.js';
 import type { Manifest } from '../manifest/types.js';
 import { S3Refused } from '../s3/errors.js';
-import type { Budget } from './budget.js';
+import type { BodyMemory } from './buffers.js';
 import { contentHeadersFor, type ContentHeaders } from './content-type.js';
 import type { Journal } from './journal.js';
 import type { ObjectHeaders, ObjectWriter } from './objects.js';
 import { partSizeFor } from './part-size.js';
 import { DeviceReadError, FileChangedError, hasBytesAfter, openSource, type Source } from './read.js';
-import { POOL_MIN_BYTES, type Md5Pool } from './md5-pool.js';
-import { WholeFileMd5, sharedBuffer } from './whole-file-md5.js';
+import type { Md5Pool } from './md5-pool.js';
+import { WholeFileMd5 } from './whole-file-md5.js';
 
 /** A regular file of the device on its way to S3. */
 export interface FileToUpload {
@@ -35,7 +35,7 @@ export type StopReason = 'cancel' | 'shutdown';
 
 export interface UploadContext {
   writer: ObjectWriter;
-  memory: Budget;
+  memory: BodyMemory;
   /** MD5s of bodies, off the main thread */
   md5: Md5Pool;
   journal: Journal;
@@ -102,12 +102,11 @@ export class FileUploader {
   private async single(f: FileToUpload, o: Source, known: { content?: ContentHeaders }): Promise<UploadResult> {
     const lease = await this.ctx.memory.take(o.size);
     try {
-      // One read, one byte longer than the file: a file that grew since it was opened shows in the same call.
-      // in shared memory when the MD5 pool will hash it (no copy to its thread)
-      const buf = o.size >= POOL_MIN_BYTES ? sharedBuffer(o.size + 1) : Buffer.allocUnsafe(o.size + 1);
-      const n = await this.read(f, o, buf, o.size + 1, 0);
-      if (n !== o.size) throw new FileChangedError(f.text, n > o.size ? 'it grew' : `it ended at ${n} bytes, not ${o.size}`);
-      const body = buf.subarray(0, o.size);
+      const body = lease.buffer;
+      await this.readExact(f, o, body, o.size, 0);
+      // A file that grew since it was opened has bytes past the size it had (a byte past the body's buffer
+      // would put most bodies a size class higher).
+      if (await hasBytesAfter(o, o.size)) throw new FileChangedError(f.text, 'it grew');
       const content = contentHeadersFor(this.ctx.manifest, f.text, body);
       known.content = content;
       const md5 = await this.ctx.md5.digest(body);
@@ -163,9 +162,6 @@ export class FileUploader {
     const { uploadId, partSize, count, partMd5s, etags, whole } = u;
     let failure: unknown;
     const inFlight = new Set<Promise<void>>();
-    // Part buffers are reused within the file: shared memory is freed only when both threads have collected
-    // it, so a fresh buffer per part would let a large file's memory grow with its size.
-    const spare: Buffer[] = [];
     for (let n = u.first; n <= count && failure === undefined && !this.ctx.stopReason(); n++) {
       const offset = (n - 1) * partSize;
       const length = Math.min(partSize, o.size - offset);
@@ -174,8 +170,7 @@ export class FileUploader {
         lease.give();
         break;
       }
-      const buffer = spare.pop() ?? sharedBuffer(partSize);
-      const body = buffer.subarray(0, length);
+      const body = lease.buffer.subarray(0, length);
       try {
         await this.readExact(f, o, body, length, offset);
       } catch (err) {
@@ -200,7 +195,6 @@ export class FileUploader {
         .finally(async () => {
           // The worker reads the buffer until it has hashed it: only then do its bytes go back to the budget.
           await hashed.catch(() => undefined);
-          spare.push(buffer);
           lease.give();
           inFlight.delete(sent);
         });

@@ -61,8 +61,3 @@ export class WholeFileMd5 {
     });
   }
 }
-
-/** A part buffer that a worker can read without a copy. */
-export function sharedBuffer(length: number): Buffer {
-  return Buffer.from(new SharedArrayBuffer(length));
-}
