@@ -33,6 +33,11 @@ export interface StationContext {
   /** Number of files and bytes the sink must have received at the end. */
   files: number;
   bytes: number;
+  /**
+   * AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY / AWS_REGION for a real S3 server (radosgw); default SINK_CREDENTIALS.
+   * With a real server the bucket and `<bucket>-logs` exist before the run (bench/run.ts creates them).
+   */
+  credentials?: Record<string, string>;
 }
 
 export interface StationCommand {
@@ -55,6 +60,7 @@ export const SINK_CREDENTIALS = {
 export function stationCommand(tree: string, endpoint: string, ctx: StationContext): StationCommand | null {
   const env: Record<string, string> = {
     ...SINK_CREDENTIALS,
+    ...ctx.credentials,
     TREE: tree,
     SINK_ENDPOINT: endpoint,
     BENCH_BUCKET: ctx.bucket,
