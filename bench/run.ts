@@ -907,10 +907,12 @@ async function suite(opts: Options, stamp: string, runId: string, rcloneVersion:
     rgw?.stop();
     rgw = null;
   };
-  process.once('SIGINT', () => {
-    stopAll();
-    process.exit(130);
-  });
+  for (const sig of ['SIGINT', 'SIGTERM', 'SIGHUP'] as const) {
+    process.once(sig, () => {
+      stopAll();
+      process.exit(130);
+    });
+  }
   try {
     if (sink) console.log(`sink: ${sink.endpoint}`);
     const common = { target: sink!, rounds: opts.rounds, tools, opts, runsDir, runId };
@@ -1072,7 +1074,7 @@ async function suite(opts: Options, stamp: string, runId: string, rcloneVersion:
       rcloneVersion,
       options: opts,
       trees,
-      targets: shown,
+      targets: shown.map((r) => ({ ...r, result: r.pass === null ? 'FAIL' : r.pass ? 'PASS' : 'MISS' })),
       workloads: comparisons,
       errors,
     },
@@ -1098,10 +1100,12 @@ async function single(opts: Options, stamp: string, runId: string): Promise<{ re
   const runsDir = path.join(benchDir, `runs-${stamp}`);
   let target: Target | null = null;
   const stop = () => target?.stop();
-  process.once('SIGINT', () => {
-    stop();
-    process.exit(130);
-  });
+  for (const sig of ['SIGINT', 'SIGTERM', 'SIGHUP'] as const) {
+    process.once(sig, () => {
+      stop();
+      process.exit(130);
+    });
+  }
   let cmp: Comparison;
   try {
     target = opts.target === 'sink' ? await startSink(opts.sinkPort) : await startRgw(console.log);
