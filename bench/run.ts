@@ -619,9 +619,10 @@ function summarize(tool: string, runs: RunResult[], tree: Tree): Summary {
   };
 }
 
-function table(rows: string[][]): string {
+/** Columns before `left` are left-aligned, the rest right-aligned. */
+function table(rows: string[][], left = 1): string {
   const widths = rows[0]!.map((_, i) => Math.max(...rows.map((r) => r[i]!.length)));
-  return rows.map((r) => r.map((c, i) => (i === 0 ? c.padEnd(widths[i]!) : c.padStart(widths[i]!))).join('  ')).join('\n');
+  return rows.map((r) => r.map((c, i) => (i < left ? c.padEnd(widths[i]!) : c.padStart(widths[i]!))).join('  ')).join('\n');
 }
 
 const f = (x: number | null | undefined, d = 1) => (x === null || x === undefined || !Number.isFinite(x) ? '-' : x.toFixed(d));
@@ -1057,7 +1058,7 @@ async function suite(opts: Options, stamp: string, runId: string, rcloneVersion:
     table([
       ['workload', 'measure', 'value', 'target', 'result'],
       ...shown.map((r) => [r.workload, r.measure, fmtValue(r), r.target, r.pass === null ? 'FAIL' : r.pass ? 'PASS' : 'MISS']),
-    ]),
+    ], 2),
   );
   for (const r of shown) console.log(`  ${r.id}: ${r.detail}`);
 
