@@ -12,8 +12,9 @@ import path from 'node:path';
  *    environment `{ ...process.env, ...env }` (so return only what you add or override; set a key to '' to blank it).
  *    Stdout and stderr are captured (shown with --verbose, and their tail on failure).
  *  - It must upload every file of `tree` (an absolute path; regular files only, no symlinks, no empty files) to the
- *    bucket `ctx.bucket` at `endpoint` (http://127.0.0.1:PORT, path style, any credentials, no TLS), then exit 0.
- *    The bucket is new for every run and need not be created (the sink accepts any bucket name). Keys may carry
+ *    bucket `ctx.bucket` at `endpoint` (http://127.0.0.1:PORT, path style, no TLS), then exit 0. On the sink any
+ *    credentials do and the bucket need not exist; on radosgw (`ctx.credentials` set) the bucket and
+ *    `<bucket>-logs` exist before the run and the credentials are in the AWS_* variables. Keys may carry
  *    any prefix: the check counts objects and bytes in the bucket, which must equal the tree's file count and size.
  *  - `ctx.workDir` is a fresh empty directory for this run only (put the station's state, journal, database and
  *    import log there: a state shared between rounds would let round 2 skip files "already loaded").
@@ -33,6 +34,11 @@ export interface StationContext {
   /** Number of files and bytes the sink must have received at the end. */
   files: number;
   bytes: number;
+  /**
+   * AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY / AWS_REGION for a real S3 server (radosgw); default SINK_CREDENTIALS.
+   * With a real server the bucket and `<bucket>-logs` exist before the run (bench/run.ts creates them).
+   */
+  credentials?: Record<string, string>;
 }
 
 export interface StationCommand {
@@ -55,6 +61,7 @@ export const SINK_CREDENTIALS = {
 export function stationCommand(tree: string, endpoint: string, ctx: StationContext): StationCommand | null {
   const env: Record<string, string> = {
     ...SINK_CREDENTIALS,
+    ...ctx.credentials,
     TREE: tree,
     SINK_ENDPOINT: endpoint,
     BENCH_BUCKET: ctx.bucket,

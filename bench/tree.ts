@@ -211,3 +211,38 @@ export function buildTree(nameOrSpec: string, dir?: string, log: (s: string) => 
 if (process.argv[1] !== undefined && import.meta.url === pathToFileURL(process.argv[1]).href) {
   buildTree(process.argv[2] ?? process.env.BENCH_TREE ?? 'mixed', process.argv[3]);
 }
+
+/**
+ * A drive `factor` times larger than `base` that uses no more disk: `factor` copies of the base tree's folder
+ * layout (c00/, c01/, …) whose files are hard links to the base tree's files. Every name is a separate file to a
+ * reader (the station opens and reads each one), so the drive has factor × the files and bytes; the page cache holds
+ * only the base tree. Rebuilt on every call (links are cheap), beside the base tree as `<base>-x<factor>`.
+ */
+export function multiplyTree(base: Tree, factor: number, log: (s: string) => void = console.log): Tree {
+  if (!Number.isInteger(factor) || factor < 2) throw new Error(`multiplyTree: factor must be an integer ≥ 2`);
+  const target = `${base.dir.replace(/\/+$/, '')}-x${factor}`;
+  const t0 = performance.now();
+  fs.rmSync(target, { recursive: true, force: true });
+  const width = String(factor - 1).length;
+  const list: TreeFile[] = [];
+  for (let c = 0; c < factor; c++) {
+    const copy = `c${String(c).padStart(width, '0')}`;
+    const made = new Set<string>();
+    for (const f of base.list) {
+      const rel = `${copy}/${f.rel}`;
+      const d = path.dirname(path.join(target, rel));
+      if (!made.has(d)) {
+        fs.mkdirSync(d, { recursive: true });
+        made.add(d);
+      }
+      fs.linkSync(path.join(base.dir, f.rel), path.join(target, rel));
+      list.push({ rel, size: f.size });
+    }
+  }
+  const bytes = base.bytes * factor;
+  log(
+    `tree "${base.name}-x${factor}" at ${target}: ${list.length.toLocaleString('en')} files, ${(bytes / MiB).toFixed(1)} MiB ` +
+      `= ${factor} copies of "${base.name}" as hard links (no extra disk; linked in ${((performance.now() - t0) / 1000).toFixed(1)} s)`,
+  );
+  return { name: `${base.name}-x${factor}`, dir: target, files: list.length, bytes, list, reused: false };
+}
