@@ -1,7 +1,7 @@
 import { constants } from 'node:fs';
 import { open, readdir, readFile, type FileHandle } from 'node:fs/promises';
 import { list as listDrives } from 'drivelist';
-import { isReadOnly, runCommand, setReadWrite } from './blockdev.js';
+import { isReadOnly, runCommand, setReadOnly, setReadWrite } from './blockdev.js';
 import { readMounts } from './mountinfo.js';
 
 /**
@@ -114,6 +114,13 @@ export async function eraseTargetOf(mounted: string, ourMountpoint: string): Pro
   return { device, mounted, size, disk: disk.name, ...(diskseq !== undefined && { diskseq }) };
 }
 
+/** Where the device and its partitions are mounted (lsblk lists a device's partitions with it). */
+async function mountsOn(device: string): Promise<string[]> {
+  const { stdout } = await runCommand('lsblk', ['-J', '-l', '-o', 'PATH,MOUNTPOINTS', device]);
+  const devices = (JSON.parse(stdout) as { blockdevices: Array<{ path: string; mountpoints?: Array<string | null> | null }> }).blockdevices;
+  return devices.flatMap((d) => (d.mountpoints ?? []).filter((m): m is string => !!m).map((m) => `${d.path} at ${m}`));
+}
+
 async function diskseqOf(name: string): Promise<string | undefined> {
   return (await readFile(`/sys/class/block/${name}/diskseq`, 'utf8').catch(() => undefined))?.trim();
 }
@@ -146,7 +153,12 @@ export async function eraseDevice(target: EraseTarget, opts: EraseOptions): Prom
     throw new NotErased(device, 'the device was replaced since it was checked (its disk sequence number changed)');
   }
   if (opts.signal?.aborted) throw new NotErased(device, `erase interrupted: ${reason(opts.signal)}`);
-  if (await isReadOnly(device)) {
+  // Mounted again since the checks? Said before the read-only flag is touched (the exclusive open below comes after
+  // clearing it, as a read-only device cannot be opened for writing).
+  const again = await mountsOn(device);
+  if (again.length > 0) throw new NotErased(device, `the device is mounted (${again.join(', ')})`);
+  const wasReadOnly = await isReadOnly(device);
+  if (wasReadOnly) {
     await setReadWrite(device);
     if (await isReadOnly(device)) throw new NotErased(device, 'the device stays read-only (write-protected?)');
   }
@@ -155,6 +167,7 @@ export async function eraseDevice(target: EraseTarget, opts: EraseOptions): Prom
     // Exclusive, and read-write in one descriptor: nothing can mount or claim the device until the read-back ends.
     fh = await open(device, constants.O_RDWR | constants.O_EXCL);
   } catch (err) {
+    if (wasReadOnly) await setReadOnly(device).catch(() => undefined);
     const code = (err as NodeJS.ErrnoException).code;
     const why = code === 'EBUSY' ? 'the device is in use (mounted or held by another program)' : `cannot open it: ${(err as Error).message}`;
     throw new NotErased(device, why, 0, { cause: err });
