@@ -164,7 +164,9 @@ export class Daemon {
   private attached(drive: Drive): void {
     if (this.stopping) return;
     const known = this.drives.get(drive.id);
-    if (known && known.stage !== 'removed' && known.stage !== 'interrupted' && !(known.drive.kind === 'directory' && drive.kind === 'mount')) return;
+    // A drive pulled mid-erase keeps its card (the erase ends it 'erase-failed', or 'erased'): plugged back, seen anew.
+    const again = known && ['removed', 'interrupted', 'erase-failed', 'erased'].includes(known.stage);
+    if (known && !again && !(known.drive.kind === 'directory' && drive.kind === 'mount')) return;
     const state: DriveState = { drive, stage: 'waiting', since: Date.now(), controller: new AbortController(), lastProgressAt: Date.now(), lastDoneBytes: 0 };
     this.drives.set(drive.id, state);
     this.log.info({ drive: describeDrive(drive), kind: drive.kind }, 'drive attached');
