@@ -93,7 +93,9 @@ export async function eraseTargetOf(mounted: string, ourMountpoint: string): Pro
   for (let grew = true; grew; ) {
     grew = false;
     for (const d of devices) {
-      if (!members.has(d.name) && d.pkname && members.has(d.pkname)) members.set(d.name, d), (grew = true);
+      if (members.has(d.name) || !d.pkname || !members.has(d.pkname)) continue;
+      members.set(d.name, d);
+      grew = true;
     }
   }
   const partitions = [...members.values()].filter((d) => d.type === 'part');
