@@ -10,6 +10,7 @@ import { MountRefused, mountReadOnly, unmountStale, type MountedDrive } from '..
 import { listPartitions } from '../drives/partitions.js';
 import { DriveWatcher, type Drive } from '../drives/watch.js';
 import type { JobStore } from '../jobs/store.js';
+import type { Manifest } from '../manifest/types.js';
 import { markDeviceError, readSignature } from '../load/admit.js';
 import { loadDevice, type Station } from '../load/loader.js';
 import { Progress } from '../load/progress.js';
@@ -18,6 +19,7 @@ import { abortAbandonedUploads } from '../load/sweep.js';
 import { Outbox } from '../mail/outbox.js';
 import { MailSender } from '../mail/sender.js';
 import { describeDrive, driveJson, type DriveState } from './drive-state.js';
+import { eraseAfterLoad } from './erase-drive.js';
 import type { SystemdNotifier } from './notify.js';
 import { serveStatus } from './status-server.js';
 
@@ -144,7 +146,7 @@ export class Daemon {
     }
     const now = Date.now();
     for (const s of this.drives.values()) {
-      if (s.stage !== 'loading' || !s.progress) continue;
+      if ((s.stage !== 'loading' && s.stage !== 'erasing') || !s.progress) continue;
       const moved = s.progress.doneBytes + s.progress.doneFiles;
       if (moved !== s.lastDoneBytes) {
         s.lastDoneBytes = moved;
@@ -160,7 +162,9 @@ export class Daemon {
   private attached(drive: Drive): void {
     if (this.stopping) return;
     const known = this.drives.get(drive.id);
-    if (known && known.stage !== 'removed' && known.stage !== 'interrupted' && !(known.drive.kind === 'directory' && drive.kind === 'mount')) return;
+    // A drive pulled mid-erase keeps its card (the erase ends it 'erase-failed', or 'erased'): plugged back, seen anew.
+    const again = known && ['removed', 'interrupted', 'erase-failed', 'erased'].includes(known.stage);
+    if (known && !again && !(known.drive.kind === 'directory' && drive.kind === 'mount')) return;
     const state: DriveState = { drive, stage: 'waiting', since: Date.now(), controller: new AbortController(), lastProgressAt: Date.now(), lastDoneBytes: 0 };
     this.drives.set(drive.id, state);
     this.log.info({ drive: describeDrive(drive), kind: drive.kind }, 'drive attached');
@@ -173,6 +177,11 @@ export class Daemon {
   private detached(drive: Drive): void {
     const s = this.drives.get(drive.id);
     if (!s) return;
+    if (s.stage === 'erasing') {
+      // The erase stops at its next write and records itself as not done; the card stays to say so.
+      s.controller.abort('the drive was removed during its erase');
+      return;
+    }
     if (s.stage === 'loading' || s.stage === 'verifying' || s.stage === 'mounting' || s.stage === 'waiting') {
       this.log.warn({ drive: describeDrive(drive), jobId: s.jobId }, 'drive removed during its load: plug it back to resume');
       s.controller.abort('the drive was removed: plug it back to resume');
@@ -251,12 +260,14 @@ export class Daemon {
   private async load(s: DriveState, root: string, mounted: MountedDrive | undefined): Promise<void> {
     this.move(s, 'verifying');
     s.progress = new Progress();
+    const admitted: { manifest?: Manifest } = {};
     const outcome = await loadDevice(this.station, {
       root,
       verify: false,
       progress: s.progress,
       signal: s.controller.signal,
       onAdmitted: (job, manifest) => {
+        admitted.manifest = manifest;
         s.jobId = job.id;
         this.move(s, 'loading');
         void this.checkSerial(s, mounted, job.id, manifest.deviceId);
@@ -266,6 +277,10 @@ export class Daemon {
     const { job, end } = outcome;
     if (end.kind === 'interrupted') {
       if (s.stage !== 'removed') this.move(s, 'interrupted', `${end.reason}; job ${job.id} stays InProgress`);
+      return;
+    }
+    if (admitted.manifest?.eraseDevice) {
+      await eraseAfterLoad({ store: this.station.store, log: this.log, move: (d, stage, detail) => this.move(d, stage, detail) }, s, job, mounted);
       return;
     }
     this.move(s, 'done', `job ${job.id} ${job.jobStatus}${outcome.errorCount ? ` (${outcome.errorCount} errors)` : ''}: safe to unplug`);

@@ -11,7 +11,10 @@ export type DriveStage =
   | 'refused' // not loaded, and why
   | 'removed' // pulled mid-load: plug it back to resume
   | 'interrupted' // stopped mid-load for another reason; loads again when seen again
-  | 'set-aside'; // not for the station (mounted by someone else, autoMount off)
+  | 'set-aside' // not for the station (mounted by someone else, autoMount off)
+  | 'erasing' // the job completed and asked for it (eraseDevice): overwriting the device with zeros
+  | 'erased' // overwritten and read back as zeros: safe to unplug
+  | 'erase-failed'; // eraseDevice asked, but the device was not (or not wholly) erased, and why: safe to unplug
 
 export interface DriveState {
   drive: Drive;
@@ -44,7 +47,7 @@ export function driveJson(s: DriveState) {
     ...(s.jobId !== undefined && { jobId: s.jobId }),
     ...(s.root !== undefined && { root: s.root }),
     since: new Date(s.since).toISOString(),
-    ...(snap && s.stage === 'loading' && { progress: snap }),
-    safeToUnplug: s.stage !== 'loading' && s.stage !== 'verifying' && s.stage !== 'mounting' && s.stage !== 'waiting',
+    ...(snap && (s.stage === 'loading' || s.stage === 'erasing') && { progress: snap }),
+    safeToUnplug: s.stage !== 'loading' && s.stage !== 'verifying' && s.stage !== 'mounting' && s.stage !== 'waiting' && s.stage !== 'erasing',
   };
 }
