@@ -41,11 +41,14 @@ export class Journal {
   private readonly stmts;
   private pending: Array<{ path: Buffer; seq: number; mtimeMs: number; row: LogRow }> = [];
   private timer: NodeJS.Timeout | undefined;
+  /** whether an earlier run left rows: a first run need not look up every file it walks */
+  private readonly resumed: boolean;
 
   constructor(
     private readonly db: Db,
     readonly jobId: string,
   ) {
+    this.resumed = db.prepare(`SELECT 1 FROM files WHERE job_id = ? AND state = 'done' LIMIT 1`).get(jobId) !== undefined;
     this.stmts = {
       done: db.prepare(`SELECT status, code FROM files WHERE job_id = ? AND path = ? AND state = 'done'`),
       putRow: db.prepare(
@@ -86,6 +89,7 @@ export class Journal {
 
   /** The file's log row, if an earlier run of this job wrote it. */
   doneRow(path: Buffer): { status: number; code: string } | undefined {
+    if (!this.resumed) return undefined;
     return this.stmts.done.get(this.jobId, path) as { status: number; code: string } | undefined;
   }
 

@@ -1,6 +1,7 @@
 import type { RE2JS } from 're2js';
 import { compileIgnorePattern } from '../manifest/fields.js';
 import type { Manifest } from '../manifest/types.js';
+import type { Entry } from './walk.js';
 
 /**
  * What becomes of each walked entry before any byte of it is read (contract §4): its key, or the log row that
@@ -25,12 +26,28 @@ export const ROWS = {
   ok: { status: 200, code: 'OK' },
 } as const satisfies Record<string, Refusal>;
 
+/** A walked entry's fate: a key to upload it to, or the row that says why it is not uploaded. */
+export type Plan = { row: Refusal } | { key: string };
+
 export class KeyMapper {
   private readonly ignore: RE2JS[];
 
   constructor(private readonly manifest: Manifest) {
     // RE2: linear time in the path whatever the pattern (`src/manifest/fields.ts`).
     this.ignore = manifest.ignore.map(compileIgnorePattern);
+  }
+
+  /** What becomes of a walked entry, decided from its name, kind and size alone, in the contract's order. */
+  plan(e: Entry): Plan {
+    if (e.kind === 'unreadable-dir') return { row: ROWS.deviceReadError };
+    if (e.text === undefined) return { row: ROWS.invalidFileName };
+    if (e.text === 'SIGNATURE' || e.inIgnoredDir || this.ignores(e.text)) return { row: ROWS.ignored };
+    const mapped = this.keyOf(e.text);
+    // Beyond PATH_MAX: its key says why when it is too long; one a substitution shortened still cannot be read.
+    if (e.kind === 'path-too-long') return { row: 'refusal' in mapped ? mapped.refusal : ROWS.deviceReadError };
+    if (e.kind !== 'file') return { row: ROWS.notRegularFile };
+    if (e.size > MAX_OBJECT_BYTES) return { row: ROWS.entityTooLarge };
+    return 'refusal' in mapped ? { row: mapped.refusal } : { key: mapped.key };
   }
 
   /** An `ignore` pattern matches the path (a directory's path ends with `/`). */

@@ -17,7 +17,8 @@ import { Budget } from './budget.js';
 import type { BodyMemory } from './buffers.js';
 import { Journal } from './journal.js';
 import type { Md5Pool } from './md5-pool.js';
-import { KeyClaims, KeyMapper, MAX_OBJECT_BYTES, ROWS, type Refusal } from './keys.js';
+import { countDevice } from './count.js';
+import { KeyClaims, KeyMapper, ROWS } from './keys.js';
 import { ObjectWriter } from './objects.js';
 import { Progress } from './progress.js';
 import { openSource } from './read.js';
@@ -68,7 +69,6 @@ export interface LoadOutcome {
   logFile?: string;
 }
 
-type Plan = { row: Refusal } | { key: string };
 
 /**
  * One load: admit the device, walk it, upload every file under the station's shared budgets, journal each row,
@@ -170,31 +170,13 @@ class Load {
   }
 
   private entries(): AsyncGenerator<Entry> {
-    return walk(this.req.root, { ignoresDir: (dir) => this.mapper.ignores(dir) });
+    // Synchronous: the count, walking ahead on its own thread, has just brought this metadata into the cache.
+    return walk(this.req.root, { ignoresDir: (dir) => this.mapper.ignores(dir), sync: true });
   }
 
-  private plan(e: Entry): Plan {
-    if (e.kind === 'unreadable-dir') return { row: ROWS.deviceReadError };
-    if (e.text === undefined) return { row: ROWS.invalidFileName };
-    if (e.text === 'SIGNATURE' || e.inIgnoredDir || this.mapper.ignores(e.text)) return { row: ROWS.ignored };
-    const mapped = this.mapper.keyOf(e.text);
-    // Beyond PATH_MAX: its key says why when it is too long; one a substitution shortened still cannot be read.
-    if (e.kind === 'path-too-long') return { row: 'refusal' in mapped ? mapped.refusal : ROWS.deviceReadError };
-    if (e.kind !== 'file') return { row: ROWS.notRegularFile };
-    if (e.size > MAX_OBJECT_BYTES) return { row: ROWS.entityTooLarge };
-    return 'refusal' in mapped ? { row: mapped.refusal } : { key: mapped.key };
-  }
-
-  /** A first pass over the metadata only, so progress can say "of how many". */
+  /** A first pass over the metadata only, so progress can say "of how many"; on a thread of its own. */
   private async count(): Promise<void> {
-    let files = 0;
-    let bytes = 0;
-    const claims = KeyClaims.for(this.manifest);
-    for await (const e of this.entries()) {
-      files++;
-      const plan = this.plan(e);
-      if ('key' in plan && claims.claim(plan.key, e.text!) === undefined) bytes += e.size;
-    }
+    const { files, bytes } = await countDevice(this.req.root, this.manifest);
     this.progress.setTotals(files, bytes);
     this.log.info({ files, bytes }, 'device walked');
   }
@@ -219,13 +201,13 @@ class Load {
       const earlier = this.journal.doneRow(e.path);
       if (earlier) {
         // Done in an earlier run: its key is still taken, for the files after it.
-        const before = this.plan(e);
+        const before = this.mapper.plan(e);
         if ('key' in before) claims.claim(before.key, e.text!);
         this.progress.fileDone(earlier.status, earlier.code);
         if (earlier.status === 200) this.progress.addBytes(e.size);
         continue;
       }
-      const plan = this.plan(e);
+      const plan = this.mapper.plan(e);
       const file = displayPath(e.path, e.text) + (e.kind === 'unreadable-dir' ? '/' : '');
       const owner = 'key' in plan ? claims.claim(plan.key, e.text!) : undefined;
       if (owner !== undefined) {
@@ -282,6 +264,8 @@ class Load {
 
   private record(e: Entry, seq: number, row: LogRow, mtimeMs = e.mtimeMs): void {
     this.journal.recordRow(e.path, seq, mtimeMs, row);
+    // Rows are committed in groups, but a multipart file's at once: a crash must not make it go up again.
+    if (e.kind === 'file' && e.size >= this.station.config.upload.multipartThreshold) this.journal.flush();
     this.progress.fileDone(row.status, row.code);
   }
 

@@ -1,3 +1,4 @@
+import { lstatSync, readdirSync } from 'node:fs';
 import { lstat, readdir } from 'node:fs/promises';
 import type { Stats } from 'node:fs';
 
@@ -26,6 +27,11 @@ export interface Entry {
 export interface WalkOptions {
   /** true for a directory path (relative, with its trailing `/`) whose whole subtree is ignored */
   ignoresDir?: (dirText: string) => boolean;
+  /**
+   * Look with synchronous calls: a fifth of the CPU of the asynchronous ones, for a walk that runs on a thread of
+   * its own (the count) or over metadata the count has just brought into the cache (the upload pass).
+   */
+  sync?: boolean;
 }
 
 const SLASH = Buffer.from('/');
@@ -50,7 +56,7 @@ async function* walkDir(root: Buffer, rel: Buffer, relText: string | undefined, 
   const abs = rel.length === 0 ? root : Buffer.concat([root, SLASH, rel]);
   let names: Buffer[];
   try {
-    names = (await readdir(abs, { encoding: 'buffer' })).sort(Buffer.compare);
+    names = (options.sync ? readdirSync(abs, { encoding: 'buffer' }) : await readdir(abs, { encoding: 'buffer' })).sort(Buffer.compare);
   } catch (err) {
     if (rel.length === 0) throw err; // the device root itself: the caller decides
     yield { path: rel, text: relText, kind: failedKind(err), size: 0, mtimeMs: 0, inIgnoredDir: ignored, error: err as NodeJS.ErrnoException };
@@ -62,9 +68,16 @@ async function* walkDir(root: Buffer, rel: Buffer, relText: string | undefined, 
   let stats: Array<Stats | NodeJS.ErrnoException> = [];
   for (const [i, name] of names.entries()) {
     if (i % LSTAT_AHEAD === 0) {
-      stats = await Promise.all(
-        paths.slice(i, i + LSTAT_AHEAD).map((p) => lstat(Buffer.concat([root, SLASH, p])).catch((err: NodeJS.ErrnoException) => err)),
-      );
+      const batch = paths.slice(i, i + LSTAT_AHEAD).map((p) => Buffer.concat([root, SLASH, p]));
+      stats = options.sync
+        ? batch.map((p) => {
+            try {
+              return lstatSync(p);
+            } catch (err) {
+              return err as NodeJS.ErrnoException;
+            }
+          })
+        : await Promise.all(batch.map((p) => lstat(p).catch((err: NodeJS.ErrnoException) => err)));
     }
     const path = paths[i]!;
     const nameText = decodeName(name);

@@ -1,0 +1,10 @@
+import { parentPort, workerData } from 'node:worker_threads';
+import type { Manifest } from '../manifest/types.js';
+import { countEntries } from './count.js';
+
+/** The thread of `countDevice` (count.ts). */
+const { root, manifest } = workerData as { root: string; manifest: Manifest };
+countEntries(root, manifest).then(
+  (totals) => parentPort!.postMessage(totals),
+  (err: NodeJS.ErrnoException) => parentPort!.postMessage({ error: err.message, ...(err.code !== undefined && { code: err.code }) }),
+);
