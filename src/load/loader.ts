@@ -16,6 +16,7 @@ import { admit } from './admit.js';
 import { Budget } from './budget.js';
 import { Journal } from './journal.js';
 import { KeyClaims, KeyMapper, MAX_OBJECT_BYTES, ROWS, type Refusal } from './keys.js';
+import type { LoadMetrics } from '../metrics.js';
 import { ObjectWriter } from './objects.js';
 import { Progress } from './progress.js';
 import { openSource } from './read.js';
@@ -36,6 +37,8 @@ export interface Station {
   memory: Budget;
   files: Budget;
   log: Logger;
+  /** the daemon's Prometheus counters (src/metrics.ts); none for `station load` */
+  metrics?: LoadMetrics;
 }
 
 export interface LoadRequest {
@@ -98,7 +101,7 @@ class Load {
   ) {
     this.journal = new Journal(station.journalDb, job.id);
     this.mapper = new KeyMapper(manifest);
-    this.writer = new ObjectWriter(station.client, manifest.bucket, station.limit, station.directPut);
+    this.writer = new ObjectWriter(station.client, manifest.bucket, station.limit, station.directPut, station.metrics?.request);
     this.progress = req.progress ?? new Progress();
     this.uploader = new FileUploader({
       writer: this.writer,
@@ -108,7 +111,10 @@ class Load {
       manifest,
       log,
       stopReason: () => this.stop,
-      onBytes: (n) => this.progress.addBytes(n),
+      onBytes: (n) => {
+        this.progress.addBytes(n);
+        station.metrics?.bytesUploaded(n);
+      },
     });
   }
 
@@ -267,7 +273,8 @@ class Load {
 
   private record(e: Entry, seq: number, row: LogRow, mtimeMs = e.mtimeMs): void {
     this.journal.recordRow(e.path, seq, mtimeMs, row);
-    this.progress.fileDone(row.status, row.code);
+    this.progress.fileDone(row.status, row.code, row.file);
+    this.station.metrics?.fileDone(row.status, row.code);
   }
 
   /** A walked entry's absolute path, as bytes (its name may not be UTF-8). */
@@ -311,7 +318,7 @@ class Load {
     const errorCount = this.journal.errorCount();
     try {
       const { body, md5 } = readLog(logFile);
-      const logWriter = new ObjectWriter(this.station.client, this.manifest.logBucket, this.station.limit, this.station.directPut);
+      const logWriter = new ObjectWriter(this.station.client, this.manifest.logBucket, this.station.limit, this.station.directPut, this.station.metrics?.request);
       await logWriter.put(logKey, body, md5, { ContentType: 'text/csv; charset=utf-8' });
     } catch (err) {
       if (err instanceof S3Unreachable || err instanceof S3Refused) {
