@@ -115,9 +115,9 @@ export class Daemon {
     const timedOut = await Promise.race([settled.then(() => false), sleep(STOP_WAIT_MS, undefined, { ref: false }).then(() => true)]);
     if (timedOut) this.log.warn('in-flight work did not settle in time; the journal keeps what S3 acknowledged');
     for (const t of this.timers) clearInterval(t);
+    await this.screen?.close(); // the loads have settled: the screen has shown their last state
     if (this.mail) await Promise.race([this.mail.stop(), sleep(MAIL_STOP_WAIT_MS, undefined, { ref: false })]);
     await new Promise((r) => this.server?.close(r));
-    await this.screen?.close();
     this.station.client.destroy();
     this.station.directPut?.destroy();
     this.station.journalDb.close();
