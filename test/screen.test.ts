@@ -14,7 +14,12 @@ import { MiB, bytes, setupLoad, writeDrive, type LoadSetup } from './support/loa
 import { SECRET_KEY } from './support/station.js';
 
 /** The little of the DOM the functions run in the page use (the tests are type-checked without the DOM library). */
-declare const document: { querySelector(selector: string): { getAttribute(name: string): string | null; textContent: string | null } | null };
+interface PageElement {
+  getAttribute(name: string): string | null;
+  textContent: string | null;
+  querySelector(selector: string): PageElement | null;
+}
+declare const document: { querySelector(selector: string): PageElement | null };
 
 const CHROMIUM = '/usr/bin/chromium';
 const ARTIFACTS = fileURLToPath(new URL('./artifacts/', import.meta.url));
@@ -76,11 +81,11 @@ const barValue = (page: Page, jobId: string) =>
 test('the station screen in a browser: the card appears, its bar moves, "safe to unplug" at the end; a refused drive shows why', async (t) => {
   const { setup, media, proxy, daemon, url } = await screenSetup(t, '  showFileNames: true\n', true);
   const files: Record<string, Buffer> = {};
-  for (let i = 0; i < 30; i++) files[`photos/img-${String(i).padStart(2, '0')}.jpg`] = bytes(96 * 1024 + i, i);
+  for (let i = 0; i < 40; i++) files[`photos/img-${String(i).padStart(2, '0')}.jpg`] = bytes(96 * 1024 + i, i);
   writeDrive(setup.drive, files);
   const totalBytes = Object.values(files).reduce((n, b) => n + b.length, 0);
   // Slow S3 down so the load is seen half-way.
-  proxy!.addRule({ match: (r) => r.method === 'PUT', fault: { kind: 'delay', ms: 250 }, times: 1000 });
+  proxy!.addRule({ match: (r) => r.method === 'PUT', fault: { kind: 'delay', ms: 400 }, times: 1000 });
   const wrong = await driveWithWrongSignature(setup);
 
   const browser = await chromium.launch({ executablePath: CHROMIUM, headless: true, args: ['--no-sandbox'] });
@@ -96,29 +101,33 @@ test('the station screen in a browser: the card appears, its bar moves, "safe to
   await page.locator(`article.card[data-job="${setup.jobId}"][data-stage="loading"]`).waitFor({ timeout: 60_000 });
   assert.match(await card.locator('.state').innerText(), /^Loading$/i);
   assert.match(await card.locator('.job').innerText(), new RegExp(`Job ${setup.jobId}`));
-  assert.equal(await card.locator('.bar.bytes').getAttribute('aria-valuemax'), String(totalBytes));
 
-  // The bar moves: a value part-way, then a larger one.
-  await page.waitForFunction(
-    (id) => {
+  // The bar moves: a value part-way, then a larger one. Each read is one look at the page (the load goes on
+  // between two calls): the bar with the rate and ETA beside it.
+  const midway = (await (
+    await page.waitForFunction(
+      ([id, above]) => {
+        const card = document.querySelector(`article.card[data-job="${id}"]`);
+        const bar = card?.querySelector('.bar.bytes');
+        const v = Number(bar?.getAttribute('aria-valuenow'));
+        const max = Number(bar?.getAttribute('aria-valuemax'));
+        if (!(v > Number(above) && v < max)) return false;
+        return { v, max, rate: card?.querySelector('.rate')?.textContent ?? '', eta: card?.querySelector('.eta')?.textContent ?? '' };
+      },
+      [setup.jobId, 0] as const,
+      { timeout: 60_000, polling: 50 },
+    )
+  ).jsonValue()) as { v: number; max: number; rate: string; eta: string };
+  assert.equal(midway.max, totalBytes, "the bar's end is the drive's bytes");
+  assert.match(midway.rate, /^\d+(\.\d)? (B|KiB|MiB|GiB)\/s$/);
+  assert.match(midway.eta, /^ETA (\d+:\d\d|--:--)/);
+  const later = await (
+    await page.waitForFunction(([id, above]) => {
       const v = Number(document.querySelector(`article.card[data-job="${id}"] .bar.bytes`)?.getAttribute('aria-valuenow'));
-      const max = Number(document.querySelector(`article.card[data-job="${id}"] .bar.bytes`)?.getAttribute('aria-valuemax'));
-      return v > 0 && v < max;
-    },
-    setup.jobId,
-    { timeout: 60_000, polling: 50 },
-  );
-  const first = await barValue(page, setup.jobId);
-  await page.waitForFunction(([id, v]) => Number(document.querySelector(`article.card[data-job="${id}"] .bar.bytes`)?.getAttribute('aria-valuenow')) > Number(v), [setup.jobId, first] as const, {
-    timeout: 60_000,
-    polling: 50,
-  });
-  const second = await barValue(page, setup.jobId);
-  assert.ok(first > 0 && second > first && second <= totalBytes, `the bar moved: ${first} then ${second} of ${totalBytes}`);
-  assert.match(await card.locator('.rate').innerText(), /\/s$/);
-  assert.match(await card.locator('.eta').innerText(), /^ETA /);
-  // showFileNames: true, so the card names the file done last.
-  await page.waitForFunction((id) => /Last file: photos\/img-\d\d\.jpg/.test(document.querySelector(`article.card[data-job="${id}"] .file`)?.textContent ?? ''), setup.jobId);
+      return v > Number(above) ? v : false;
+    }, [setup.jobId, midway.v] as const, { timeout: 60_000, polling: 50 })
+  ).jsonValue();
+  assert.ok(midway.v > 0 && Number(later) > midway.v && Number(later) <= totalBytes, `the bar moved: ${midway.v} then ${later} of ${totalBytes}`);
 
   // A drive whose SIGNATURE does not match its job, plugged in beside: refused, with the reason.
   renameSync(wrong.drive, join(media, 'drive2'));
@@ -134,6 +143,8 @@ test('the station screen in a browser: the card appears, its bar moves, "safe to
   assert.equal(await card.locator('.state').innerText(), 'Done — safe to unplug');
   assert.match(await card.locator('.detail').innerText(), new RegExp(`job ${setup.jobId} Completed: safe to unplug`));
   assert.equal(await barValue(page, setup.jobId), totalBytes, 'the bar is full');
+  // showFileNames: true, so the card names the file done last.
+  assert.match(await card.locator('.file').innerText(), /^Last file: photos\/img-\d\d\.jpg$/);
   assert.equal(await card.locator('.bar.files').getAttribute('aria-valuenow'), String(Object.keys(files).length + 1), 'every file, and the SIGNATURE row');
   // The recent jobs: the loaded one with its log, the refused one with its status.
   const row = page.locator(`#jobs tr[data-job="${setup.jobId}"]`);
@@ -244,3 +255,44 @@ test('/metrics after a load: files and bytes as on the drive, no errors, nothing
   events.close();
   assert.equal(await daemon.kill('SIGTERM'), 0);
 });
+
+test('the screen on an address that is taken is an error in the log, and the daemon loads all the same; another address than loopback is warned about; off is off', async (t) => {
+  const { createServer } = await import('node:net');
+  const taken = createServer();
+  await new Promise<void>((r) => taken.listen(0, '127.0.0.1', r));
+  t.after(() => taken.close());
+  const port = (taken.address() as { port: number }).port;
+
+  const busy = await screenSetupNoWait(t, `  listen: 127.0.0.1:${port}\n`);
+  const error = await busy.daemon.waitFor((e) => e.level === 50 && /station screen cannot listen/.test(e.msg), 'the error');
+  assert.equal(error.listen, `127.0.0.1:${port}`);
+  writeDrive(busy.setup.drive, { 'a.txt': 'a' });
+  renameSync(busy.setup.drive, join(busy.media, 'drive1'));
+  await busy.daemon.waitFor(stageIs(busy.setup.jobId, 'done'), 'loaded without a screen');
+  assert.equal(await busy.daemon.kill('SIGTERM'), 0);
+
+  const open = await screenSetupNoWait(t, '  listen: 0.0.0.0:0\n');
+  const warning = await open.daemon.waitFor((e) => e.level === 40 && /not only on this machine/.test(e.msg), 'the warning');
+  assert.match(String(warning.url), /^http:\/\/0\.0\.0\.0:\d+\/$/);
+  assert.match(warning.msg, /0\.0\.0\.0/);
+  assert.equal(await open.daemon.kill('SIGTERM'), 0);
+
+  const off = await screenSetupNoWait(t, '  enabled: false\n');
+  await off.daemon.waitFor((e) => e.msg === 'station ready', 'ready');
+  assert.ok(off.daemon.events.some((e) => /the station screen is off/.test(e.msg)));
+  assert.ok(!off.daemon.events.some((e) => e.msg === 'station screen'), 'no screen listening');
+  assert.equal(await off.daemon.kill('SIGTERM'), 0);
+});
+
+/** A daemon with its screen section as given, not waiting for the screen to listen. */
+async function screenSetupNoWait(t: Parameters<typeof setupLoad>[0], screen: string) {
+  const setup = await setupLoad(t, { config: `drives:\n  mountRoots: [/MEDIA-PLACEHOLDER]\n  pollIntervalMs: 200\n  autoMount: false\nscreen:\n${screen}` });
+  const media = join(setup.dir, 'media');
+  mkdirSync(media);
+  writeFileSync(setup.configFile, readFileSync(setup.configFile, 'utf8').replace('/MEDIA-PLACEHOLDER', media));
+  const daemon = new DaemonProcess(setup);
+  t.after(async () => {
+    if (daemon.child.exitCode === null) await daemon.kill('SIGKILL');
+  });
+  return { setup, media, daemon };
+}
