@@ -1,6 +1,5 @@
 import { hostname } from 'node:os';
-import type { DriveStage, DriveState } from '../daemon/drive-state.js';
-import { describeDrive } from '../daemon/drive-state.js';
+import { describeDrive, driveJson, type DriveState } from '../daemon/drive-state.js';
 import type { Job } from '../jobs/store.js';
 
 /**
@@ -53,10 +52,11 @@ export interface ScreenJob {
 }
 
 /**
- * The words and colour of each stage. Partial, with a fallback, so a stage added later (and not yet given words
- * here) still shows, by its name.
+ * The words and colour of each stage, by the stage's name. Keyed by string, not `DriveStage`: a stage added on
+ * another branch (the erase stages below) gets its words here before the two meet, and a stage with none yet still
+ * shows, by its name, in grey.
  */
-const STAGES: Partial<Record<DriveStage, { title: string; tone: Tone }>> = {
+const STAGES: Record<string, { title: string; tone: Tone }> = {
   waiting: { title: 'Waiting', tone: 'wait' },
   mounting: { title: 'Mounting', tone: 'wait' },
   verifying: { title: 'Verifying SIGNATURE', tone: 'wait' },
@@ -66,6 +66,9 @@ const STAGES: Partial<Record<DriveStage, { title: string; tone: Tone }>> = {
   removed: { title: 'Drive removed — plug it back', tone: 'warn' },
   interrupted: { title: 'Stopped — plug it back to resume', tone: 'warn' },
   'set-aside': { title: 'Set aside — not for this station', tone: 'idle' },
+  erasing: { title: 'Erasing — do not unplug', tone: 'busy' },
+  erased: { title: 'Erased — safe to unplug', tone: 'good' },
+  'erase-failed': { title: 'Not erased — safe to unplug', tone: 'warn' },
 };
 
 /** Stages after which a drive's counts mean something: how far it got. */
@@ -89,7 +92,7 @@ function screenDrive(s: DriveState, showFileNames: boolean): ScreenDrive {
     ...(s.detail !== undefined && { detail: s.detail }),
     ...(s.jobId !== undefined && { jobId: s.jobId }),
     since: new Date(s.since).toISOString(),
-    safeToUnplug: s.stage !== 'loading' && s.stage !== 'verifying' && s.stage !== 'mounting' && s.stage !== 'waiting',
+    safeToUnplug: driveJson(s).safeToUnplug, // one rule for the screen and `station status`
     ...(p && {
       progress: {
         files: p.files,
