@@ -9,6 +9,7 @@ import { logName, readLog, writeLocalLog } from '../importlog/writer.js';
 import type { Db } from '../jobs/db.js';
 import type { Job, JobStore } from '../jobs/store.js';
 import type { Manifest } from '../manifest/types.js';
+import type { LoadMetrics } from '../metrics.js';
 import type { DirectPut } from '../s3/direct-put.js';
 import { describe } from '../errors.js';
 import { S3Refused, S3Unreachable } from '../s3/errors.js';
@@ -16,7 +17,6 @@ import { admit } from './admit.js';
 import { Budget } from './budget.js';
 import { Journal } from './journal.js';
 import { KeyClaims, KeyMapper, MAX_OBJECT_BYTES, ROWS, type Refusal } from './keys.js';
-import type { LoadMetrics } from '../metrics.js';
 import { ObjectWriter } from './objects.js';
 import { Progress } from './progress.js';
 import { openSource } from './read.js';
@@ -272,9 +272,10 @@ class Load {
   }
 
   private record(e: Entry, seq: number, row: LogRow, mtimeMs = e.mtimeMs): void {
-    this.journal.recordRow(e.path, seq, mtimeMs, row);
-    this.progress.fileDone(row.status, row.code, row.file);
+    this.progress.lastFile = row.file;
     this.station.metrics?.fileDone(row.status, row.code);
+    this.journal.recordRow(e.path, seq, mtimeMs, row);
+    this.progress.fileDone(row.status, row.code);
   }
 
   /** A walked entry's absolute path, as bytes (its name may not be UTF-8). */

@@ -9,7 +9,7 @@ export class Progress {
   /** bytes of finished files plus bytes of parts acknowledged */
   doneBytes = 0;
   readonly byCode = new Map<string, number>();
-  /** the file whose row came last, as the import log shows it; the station screen shows it only when told to */
+  /** the file whose row came last, as the import log shows it (set by the loader); the station screen shows it only when told to */
   lastFile?: string;
   readonly startedAt = Date.now();
   private samples: Array<{ at: number; bytes: number }> = [];
@@ -23,9 +23,8 @@ export class Progress {
     this.doneBytes += n;
   }
 
-  fileDone(status: number, code: string, file?: string): void {
+  fileDone(status: number, code: string): void {
     this.doneFiles++;
-    if (file !== undefined) this.lastFile = file;
     const k = `${status} ${code}`;
     this.byCode.set(k, (this.byCode.get(k) ?? 0) + 1);
   }
