@@ -431,6 +431,9 @@ async function main(argv: string[]): Promise<number> {
         `  mountRoots: [${JSON.stringify(media)}]`,
         '  pollIntervalMs: 200',
         '  autoMount: false',
+        // any free port: a station on this machine may have the screen's default one
+        'screen:',
+        '  listen: 127.0.0.1:0',
         '',
       ].join('\n'),
     );
@@ -460,6 +463,8 @@ async function main(argv: string[]): Promise<number> {
     if (interrupted) throw new DemoError(`interrupted by ${interrupted}`);
     daemon = liveDaemon = new DaemonProcess(env);
     await daemon.waitFor((l) => l.msg === 'station ready', '"station ready"', READY_TIMEOUT_MS);
+    const screen = daemon.lines.find((l) => l.msg === 'station screen');
+    if (screen) console.log(`the station screen (open it in a browser while the demo runs): ${String(screen.url)}`);
     expectOk('station status', (await station(env, ['status'])).code);
 
     heading('a drive plugged in');

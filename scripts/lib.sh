@@ -9,7 +9,8 @@ ensure_node_modules() {
   fi
 }
 
+# The same build as `npm run build` (tsc, then the station screen's page files copied beside its module).
 build() {
-  npx tsc -p tsconfig.json
+  npm run --silent build
   chmod +x dist/cli/main.js
 }

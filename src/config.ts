@@ -1,4 +1,5 @@
 import { readFileSync } from 'node:fs';
+import { isIP } from 'node:net';
 import { parse as parseYaml } from 'yaml';
 import { configError, describe } from './errors.js';
 
@@ -18,6 +19,20 @@ export interface Config {
   drives: DriveSettings;
   /** notification e-mail when a job ends; absent (no `mail:` section): none is queued or sent */
   mail?: MailSettings;
+  /** the station screen (a web page for a monitor beside the drive bays) and the Prometheus metrics */
+  screen: ScreenSettings;
+}
+
+export interface ScreenSettings {
+  /** serve the page, its live events and /metrics from the daemon */
+  enabled: boolean;
+  /** an IP address (or `localhost`) and a port; port 0: any free port, the one bound is logged */
+  host: string;
+  port: number;
+  /** the address is this machine only (127.0.0.0/8, ::1, localhost); anything else is logged as a warning at start */
+  loopback: boolean;
+  /** the name of the file each drive finished last, on its card; off: no customer file name reaches the page */
+  showFileNames: boolean;
 }
 
 export interface MailSettings {
@@ -84,6 +99,8 @@ export type LogLevel = (typeof LOG_LEVELS)[number];
 
 export const DEFAULT_CONFIG_FILE = '/etc/import-station/config.yaml';
 export const DEFAULT_DATA_DIR = '/var/lib/import-station';
+/** The screen's default port: 7480 is radosgw's, 8080 every other web tool's; 8470 is rarely taken. */
+export const DEFAULT_SCREEN_LISTEN = '127.0.0.1:8470';
 
 const MiB = 1024 * 1024;
 const GiB = 1024 * MiB;
@@ -145,6 +162,20 @@ export function loadConfig(sources: ConfigSources): Config {
       autoMount: (values['drives.autoMount'] as boolean | undefined) ?? true,
     },
     ...mailSettings(values, file),
+    screen: screenSettings(values),
+  };
+}
+
+/**
+ * The `screen:` section. Loopback unless the operator names another address: the page shows job IDs and drives to
+ * whoever can reach it, and has no login.
+ */
+function screenSettings(values: Record<string, unknown>): ScreenSettings {
+  const listen = (values['screen.listen'] as Listen | undefined) ?? listenAddress(DEFAULT_SCREEN_LISTEN);
+  return {
+    enabled: (values['screen.enabled'] as boolean | undefined) ?? true,
+    ...listen,
+    showFileNames: (values['screen.showFileNames'] as boolean | undefined) ?? false,
   };
 }
 
@@ -257,6 +288,11 @@ const SCHEMA: Schema = {
       maxDelayMs: int(100, 86_400_000),
     },
   },
+  screen: {
+    enabled: bool,
+    listen: listenAddress,
+    showFileNames: bool,
+  },
 };
 
 /** Flattens the file into `a.b` keys, refusing unknown keys and bad values. */
@@ -305,6 +341,30 @@ function mailbox(v: unknown): string {
   const address = m?.[1] ?? m?.[2];
   if (address === undefined || !/^[^\s@]+@[^\s@]+\.[^\s@]+$/.test(address)) throw 'expected an e-mail address, e.g. "Import station <station@example.com>"';
   return v as string;
+}
+
+interface Listen {
+  host: string;
+  port: number;
+  loopback: boolean;
+}
+
+/**
+ * `HOST:PORT` to listen on: an IPv4 address, an IPv6 address in brackets, or `localhost`. Host names are refused: one
+ * that resolves to several addresses would leave which one is bound (and so who can see the page) to the resolver.
+ */
+function listenAddress(v: unknown): Listen {
+  const m = typeof v === 'string' ? /^(?:\[([0-9A-Fa-f:.]+)\]|([^:[\]]+)):(\d{1,5})$/.exec(v) : null;
+  const host = m?.[1] ?? m?.[2];
+  const port = Number(m?.[3]);
+  const usage = 'expected HOST:PORT with an IP address or localhost, e.g. "127.0.0.1:8470" or "[::1]:8470"';
+  if (!m || host === undefined) throw usage;
+  if (host !== 'localhost' && isIP(host) === 0) throw `"${host}" is not an IP address or localhost (${usage})`;
+  if (m[1] !== undefined && isIP(host) !== 6) throw `"[${host}]" is not an IPv6 address`;
+  if (m[2] !== undefined && isIP(host) === 6) throw `an IPv6 address goes in brackets: "[${host}]:${m[3]}"`;
+  if (port > 65_535) throw `port ${port} is over 65535`;
+  const loopback = host === 'localhost' || host === '::1' || (isIP(host) === 4 && host.startsWith('127.'));
+  return { host, port, loopback };
 }
 
 function bool(v: unknown): boolean {

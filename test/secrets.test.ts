@@ -60,9 +60,12 @@ test('account add refuses an empty secret and a malformed access key ID, storing
   assert.deepEqual(JSON.parse(s.run(['account', 'list', '--json']).stdout).accounts, []);
 });
 
-/** The inodes of the TCP sockets listening in this network namespace (`/proc/net/tcp*`, state 0A). */
-function listeningTcpInodes(): Set<string> {
-  const inodes = new Set<string>();
+/**
+ * The TCP sockets listening in this network namespace (`/proc/net/tcp*`, state 0A): inode → local address
+ * (`127.0.0.1:8470`; IPv6 as the kernel's hex).
+ */
+function listeningTcp(): Map<string, string> {
+  const sockets = new Map<string, string>();
   for (const table of ['/proc/net/tcp', '/proc/net/tcp6']) {
     let text = '';
     try {
@@ -72,10 +75,13 @@ function listeningTcpInodes(): Set<string> {
     }
     for (const line of text.split('\n').slice(1)) {
       const cols = line.trim().split(/\s+/);
-      if (cols[3] === '0A') inodes.add(cols[9]!);
+      if (cols[3] !== '0A') continue;
+      const [ip, port] = cols[1]!.split(':') as [string, string];
+      const v4 = ip.length === 8 ? Buffer.from(ip, 'hex').reverse().join('.') : ip; // little-endian on x86
+      sockets.set(cols[9]!, `${v4}:${parseInt(port, 16)}`);
     }
   }
-  return inodes;
+  return sockets;
 }
 
 /** The socket inodes a process holds open. */
@@ -119,10 +125,16 @@ test('a whole daemon load: no secret in its logs, status answers, import logs or
   assert.ok(lstatSync(sock).isSocket(), `${sock} is a Unix socket`);
   assert.equal(lstatSync(sock).mode & 0o077, 0, 'the socket is not open to group or others');
   assert.equal(statSync(join(setup.dataDir, 'run')).mode & 0o777, 0o700);
-  const listening = listeningTcpInodes();
+  // Its one TCP listener is the station screen's, on loopback (test/screen.test.ts searches what it serves).
+  const screen = new URL(String((await d.waitFor((e) => e.msg === 'station screen', 'screen')).url));
+  const listening = listeningTcp();
   const daemonSockets = socketInodesOf(d.child.pid!);
   assert.ok(daemonSockets.length > 0, 'the daemon holds sockets (its status socket at least)');
-  assert.deepEqual(daemonSockets.filter((i) => listening.has(i)), [], 'the daemon listens on no TCP port');
+  assert.deepEqual(
+    daemonSockets.filter((i) => listening.has(i)).map((i) => listening.get(i)),
+    [`127.0.0.1:${screen.port}`],
+    'the daemon listens on TCP only for the station screen, on loopback',
+  );
 
   const statusJson = await setup.runAsync(['status', '--json']);
   const statusText = await setup.runAsync(['status']);

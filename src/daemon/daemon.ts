@@ -18,6 +18,8 @@ import { closeStation, openStation } from '../load/station.js';
 import { abortAbandonedUploads } from '../load/sweep.js';
 import { Outbox } from '../mail/outbox.js';
 import { MailSender } from '../mail/sender.js';
+import { StationMetrics } from '../metrics.js';
+import { startScreen, type ScreenServer } from '../screen/server.js';
 import { describeDrive, driveJson, type DriveState } from './drive-state.js';
 import { eraseAfterLoad } from './erase-drive.js';
 import type { SystemdNotifier } from './notify.js';
@@ -49,6 +51,9 @@ export class Daemon {
   /** jobs being loaded now, and by which drive: a second drive with the same SIGNATURE is refused */
   private readonly loadingJobs = new Map<string, string>();
   private server?: Server;
+  /** Prometheus counters; served with the station screen */
+  private readonly metrics = new StationMetrics();
+  private screen?: ScreenServer;
   private timers: NodeJS.Timeout[] = [];
   private stopping = false;
 
@@ -58,7 +63,7 @@ export class Daemon {
     private readonly log: Logger,
     private readonly notifier: SystemdNotifier,
   ) {
-    this.station = openStation(store, config, log);
+    this.station = openStation(store, config, log, this.metrics.hooks);
     // Reads the SMTP password now, so a missing password file stops the start with its name, not the first mail.
     if (config.mail) this.mail = new MailSender(store.db, config.mail, log, process.env);
     mkdirSync(join(runDir(config), 'mnt'), { recursive: true, mode: 0o700 });
@@ -81,6 +86,14 @@ export class Daemon {
       return 0;
     });
     this.server = await serveStatus(join(runDir(this.config), 'station.sock'), () => this.status());
+    this.screen = await startScreen(this.config.screen, {
+      log: this.log,
+      metrics: this.metrics,
+      station: this.station,
+      store: this.station.store,
+      drives: () => [...this.drives.values()],
+      status: () => this.status(),
+    });
     this.watcher.on('attached', (drive) => this.attached(drive));
     this.watcher.on('detached', (drive) => this.detached(drive));
     await this.watcher.start();
@@ -104,6 +117,7 @@ export class Daemon {
     const timedOut = await Promise.race([settled.then(() => false), sleep(STOP_WAIT_MS, undefined, { ref: false }).then(() => true)]);
     if (timedOut) this.log.warn('in-flight work did not settle in time; the journal keeps what S3 acknowledged');
     for (const t of this.timers) clearInterval(t);
+    await this.screen?.close(); // the loads have settled: the screen has shown their last state
     if (this.mail) await Promise.race([this.mail.stop(), sleep(MAIL_STOP_WAIT_MS, undefined, { ref: false })]);
     await new Promise((r) => this.server?.close(r));
     await closeStation(this.station);

@@ -244,6 +244,23 @@ export class JobStore {
     return this.db.prepare('SELECT at, text FROM job_notes WHERE job_id = ? ORDER BY id').all(id) as Array<{ at: number; text: string }>;
   }
 
+  /** The jobs that changed last, most recent first, with when: the station screen's list. */
+  recent(limit: number): Array<{ job: Job; updatedAt: number }> {
+    const rows = this.db
+      .prepare(
+        `SELECT jobs.*, coalesce((SELECT max(at) FROM job_history WHERE job_id = jobs.id), created_at) AS updated_at
+         FROM jobs ORDER BY updated_at DESC, id LIMIT ?`,
+      )
+      .all(limit) as Array<JobRow & { updated_at: number }>;
+    return rows.map((r) => ({ job: toJob(r), updatedAt: r.updated_at }));
+  }
+
+  /** How many jobs are in each status, for the metrics. */
+  countByStatus(): Map<string, number> {
+    const rows = this.db.prepare('SELECT job_status, count(*) AS n FROM jobs GROUP BY job_status').all() as Array<{ job_status: string; n: number }>;
+    return new Map(rows.map((r) => [r.job_status, r.n]));
+  }
+
   /** Records where the import log was stored and how many files failed. */
   setLog(id: string, logBucket: string, logKey: string, errorCount: number): void {
     this.db.prepare('UPDATE jobs SET log_bucket = ?, log_key = ?, error_count = ? WHERE id = ?').run(logBucket, logKey, errorCount, id);

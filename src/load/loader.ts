@@ -9,6 +9,7 @@ import { logName, readLog, writeLocalLog } from '../importlog/writer.js';
 import type { Db } from '../jobs/db.js';
 import type { Job, JobStore } from '../jobs/store.js';
 import type { Manifest } from '../manifest/types.js';
+import type { LoadMetrics } from '../metrics.js';
 import type { DirectPut } from '../s3/direct-put.js';
 import { describe } from '../errors.js';
 import { S3Refused, S3Unreachable } from '../s3/errors.js';
@@ -40,6 +41,8 @@ export interface Station {
   md5: Md5Pool;
   files: Budget;
   log: Logger;
+  /** the daemon's Prometheus counters (src/metrics.ts); none for `station load` */
+  metrics?: LoadMetrics;
 }
 
 export interface LoadRequest {
@@ -101,7 +104,7 @@ class Load {
   ) {
     this.journal = new Journal(station.journalDb, job.id);
     this.mapper = new KeyMapper(manifest);
-    this.writer = new ObjectWriter(station.client, manifest.bucket, station.limit, station.directPut);
+    this.writer = new ObjectWriter(station.client, manifest.bucket, station.limit, station.directPut, station.metrics?.request);
     this.progress = req.progress ?? new Progress();
     this.uploader = new FileUploader({
       writer: this.writer,
@@ -112,7 +115,10 @@ class Load {
       manifest,
       log,
       stopReason: () => this.stop,
-      onBytes: (n) => this.progress.addBytes(n),
+      onBytes: (n) => {
+        this.progress.addBytes(n);
+        station.metrics?.bytesUploaded(n);
+      },
     });
   }
 
@@ -263,6 +269,8 @@ class Load {
   }
 
   private record(e: Entry, seq: number, row: LogRow, mtimeMs = e.mtimeMs): void {
+    this.progress.lastFile = row.file;
+    this.station.metrics?.fileDone(row.status, row.code);
     this.journal.recordRow(e.path, seq, mtimeMs, row);
     // Rows are committed in groups, but a multipart file's at once: a crash must not make it go up again.
     if (e.kind === 'file' && e.size >= this.station.config.upload.multipartThreshold) this.journal.flush();
@@ -312,7 +320,7 @@ class Load {
     const errorCount = this.journal.errorCount();
     try {
       const { body, md5 } = readLog(logFile);
-      const logWriter = new ObjectWriter(this.station.client, this.manifest.logBucket, this.station.limit, this.station.directPut);
+      const logWriter = new ObjectWriter(this.station.client, this.manifest.logBucket, this.station.limit, this.station.directPut, this.station.metrics?.request);
       await logWriter.put(logKey, body, md5, { ContentType: 'text/csv; charset=utf-8' });
     } catch (err) {
       if (err instanceof S3Unreachable || err instanceof S3Refused) {

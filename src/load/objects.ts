@@ -41,20 +41,39 @@ export class ObjectWriter {
     readonly bucket: string,
     private readonly limit: LimitFunction,
     private readonly direct?: DirectPut,
+    /** told how long each call took, for the metrics (src/metrics.ts) */
+    private readonly onRequest?: (operation: string, seconds: number, ok: boolean) => void,
   ) {}
 
   private async send<T>(what: string, fn: () => Promise<T>): Promise<T> {
     try {
-      return await this.limit(fn);
+      return await this.limit(() => this.timed(what, fn));
     } catch (err) {
       throw classifyS3Error(err, what);
+    }
+  }
+
+  /** Times one call from inside its request slot: the wait for a slot is the limit's, not S3's. */
+  private async timed<T>(what: string, fn: () => Promise<T>): Promise<T> {
+    const observe = this.onRequest;
+    if (!observe) return fn();
+    const verb = what.split(' ', 1)[0]!;
+    const operation = OPERATIONS[verb] ?? verb;
+    const t0 = performance.now();
+    try {
+      const out = await fn();
+      observe(operation, (performance.now() - t0) / 1000, true);
+      return out;
+    } catch (err) {
+      observe(operation, (performance.now() - t0) / 1000, false);
+      throw err;
     }
   }
 
   /** A single PUT; returns the ETag (lower-case hex, no quotes). */
   async put(key: string, body: Buffer, md5: Buffer, headers: ObjectHeaders): Promise<string> {
     const direct = this.direct;
-    if (direct) return this.limit(() => direct.put(this.bucket, key, body, md5, httpHeaders(headers)));
+    if (direct) return this.limit(() => this.timed(`PUT ${key}`, () => direct.put(this.bucket, key, body, md5, httpHeaders(headers))));
     const out = await this.send(`PUT ${key}`, () =>
       this.client.send(
         new PutObjectCommand({ Bucket: this.bucket, Key: key, Body: body, ContentLength: body.length, ContentMD5: md5.toString('base64'), ...headers } as never),
@@ -156,6 +175,9 @@ export class ObjectWriter {
     return parts;
   }
 }
+
+/** The S3 API's names for the first word of a call's description (`PUT key`, `HEAD key`, `UploadPart key #3`). */
+const OPERATIONS: Record<string, string> = { PUT: 'PutObject', HEAD: 'HeadObject' };
 
 /** The object headers as S3's REST API names them, for a PUT sent without the SDK. */
 function httpHeaders(h: ObjectHeaders): Record<string, string> {

@@ -11,6 +11,8 @@ export class Progress {
   /** bytes of finished files plus bytes of parts acknowledged */
   doneBytes = 0;
   readonly byCode = new Map<string, number>();
+  /** the file whose row came last, as the import log shows it (set by the loader); the station screen shows it only when told to */
+  lastFile?: string;
   readonly startedAt = Date.now();
   private samples: Array<{ at: number; bytes: number }> = [];
 

@@ -3,6 +3,7 @@ import type { Logger } from 'pino';
 import type { Config } from '../config.js';
 import { openDb } from '../jobs/db.js';
 import type { JobStore } from '../jobs/store.js';
+import type { LoadMetrics } from '../metrics.js';
 import { makeS3Client } from '../s3/client.js';
 import { DirectPut } from '../s3/direct-put.js';
 import { Budget } from './budget.js';
@@ -15,7 +16,7 @@ import { Md5Pool } from './md5-pool.js';
  * bytes in memory, and files open at once (enough to keep the request slots busy with small files, few enough
  * that the walk does not run far ahead).
  */
-export function openStation(store: JobStore, config: Config, log: Logger): Station {
+export function openStation(store: JobStore, config: Config, log: Logger, metrics?: LoadMetrics): Station {
   const { maxRequests, memoryBytes, maxAttempts } = config.upload;
   const client = makeS3Client(config.s3, maxRequests + 4, maxAttempts);
   return {
@@ -29,6 +30,7 @@ export function openStation(store: JobStore, config: Config, log: Logger): Stati
     md5: new Md5Pool(),
     files: new Budget(maxRequests * 2),
     log,
+    ...(metrics && { metrics }),
   };
 }
 

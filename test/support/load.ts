@@ -68,7 +68,7 @@ export async function setupLoad(t: Parameters<typeof tempStation>[0], opts: Setu
   const s = tempStation(t);
   writeFileSync(
     s.configFile,
-    `s3:\n  endpoint: ${endpoint}\n${opts.s3 ?? ''}upload:\n${uploadDefaults(opts.upload)}${opts.upload ?? ''}${opts.config ?? ''}`,
+    `s3:\n  endpoint: ${endpoint}\n${opts.s3 ?? ''}upload:\n${uploadDefaults(opts.upload)}${opts.upload ?? ''}${opts.config ?? ''}${screenDefault(opts.config)}`,
   );
   const env = { AWS_ACCESS_KEY_ID: s3.accessKeyId, AWS_SECRET_ACCESS_KEY: s3.secretAccessKey };
   const run = (args: string[]) => s.run(args, { env });
@@ -85,6 +85,14 @@ export async function setupLoad(t: Parameters<typeof tempStation>[0], opts: Setu
   if (created.code !== 0) throw new Error(created.stderr);
   const jobId = JSON.parse(created.stdout).jobId as string;
   return { s3, endpoint, bucket, logBucket, drive, jobId, dir: s.dir, dataDir: s.dataDir, configFile: s.configFile, run, runAsync, env };
+}
+
+/**
+ * The station screen on any free port unless the test sets its own: daemons of tests running side by side must not
+ * compete for the default port (nor take a real station's).
+ */
+function screenDefault(config = ''): string {
+  return /^screen:/m.test(config) ? '' : 'screen:\n  listen: 127.0.0.1:0\n';
 }
 
 /** Small parts and few tries, so tests are quick; a setting the test gives in `upload` wins. */
