@@ -19,6 +19,11 @@ export class BodyMemory {
     this.budget = new Budget(capacity);
   }
 
+  /** bytes lent now */
+  get inUse(): number {
+    return this.budget.inUse;
+  }
+
   /** the most ever held at once */
   get peak(): number {
     return this.budget.peak;
