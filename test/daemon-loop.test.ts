@@ -1,9 +1,9 @@
 import assert from 'node:assert/strict';
-import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { test } from 'node:test';
 import { readMounts } from '../src/drives/mountinfo.js';
-import { DaemonProcess, stageIs } from './support/daemon.js';
+import { stageIs, startDaemon, useMediaRoot, watchMedia } from './support/daemon.js';
 import { attachLoop, detachLoop, ensureFsTools, lockLoopDevices, loopDevicesWork, makeImage, sha256File } from './support/images.js';
 import { bytes, logFromBucket, md5, objectsIn, setupLoad } from './support/load.js';
 
@@ -15,18 +15,13 @@ test('a real ext4 image attached with losetup is mounted read-only by the daemon
   ensureFsTools();
   // Alone with the loop devices: the daemon takes every new block device for a drive.
   t.after(await lockLoopDevices());
-  const setup = await setupLoad(t, { config: 'drives:\n  mountRoots: [/MEDIA-PLACEHOLDER]\n  pollIntervalMs: 200\n  autoMount: true\n' });
-  const media = join(setup.dir, 'media');
-  mkdirSync(media);
-  writeFileSync(setup.configFile, readFileSync(setup.configFile, 'utf8').replace('/MEDIA-PLACEHOLDER', media));
+  const setup = await setupLoad(t, { config: watchMedia(true) });
+  const media = useMediaRoot(setup);
   const files = { 'photos/one.jpg': bytes(70_000, 1), 'notes ü.txt': 'non-ASCII name', 'big.bin': bytes(6 * 1024 * 1024, 2) };
   const image = makeImage(setup.dir, 'ext4', { ...files, SIGNATURE: readFileSync(join(setup.drive, 'SIGNATURE')) });
   const before = sha256File(image);
 
-  const d = new DaemonProcess(setup);
-  t.after(async () => {
-    if (d.child.exitCode === null) await d.kill('SIGKILL');
-  });
+  const d = startDaemon(t, setup);
   await d.waitFor((e) => e.msg === 'station ready', 'ready');
   const device = attachLoop(image);
   let attached = true;

@@ -7,21 +7,14 @@ import { closeSync, constants, existsSync, mkdirSync, mkdtempSync, openSync, rea
 import { tmpdir } from 'node:os';
 import { open } from 'node:fs/promises';
 import { join } from 'node:path';
-import { after, before, test, type TestContext } from 'node:test';
+import { test, type TestContext } from 'node:test';
 import { eraseDevice, eraseTargetOf, NotErased, sampleSpans } from '../src/drives/erase.js';
-import { DaemonProcess, stageIs } from './support/daemon.js';
-import { attachLoop, detachLoop, ensureFsTools, lockLoopDevices, loopDevicesWork, makeImage, sha256File } from './support/images.js';
+import { type DaemonProcess, stageIs, startDaemon, useMediaRoot, watchMedia } from './support/daemon.js';
+import { LOOPS_WHY_NOT, attachLoop, detachLoop, holdLoopDevices, makeImage, sha256File } from './support/images.js';
 import { bytes, md5, objectsIn, setupLoad, type LoadSetup } from './support/load.js';
 
-const loops = loopDevicesWork();
-const WHY_NOT = 'needs root and working loop devices (losetup -f, /dev/loop-control)';
-if (loops) ensureFsTools();
-// Alone with the loop devices: a daemon under test takes every new block device for a drive.
-let release: (() => void) | undefined;
-before(async () => {
-  if (loops) release = await lockLoopDevices();
-});
-after(() => release?.());
+const loops = holdLoopDevices();
+const WHY_NOT = LOOPS_WHY_NOT;
 
 const MiB = 1 << 20;
 const FILES = { 'photos/one.jpg': bytes(70_000, 1), 'big.bin': bytes(9 * MiB, 2) };
@@ -165,14 +158,9 @@ test('a partition that is its disk\'s only one means the whole disk; beside anot
 
 /** A station and an auto-mounting daemon watching an empty mount root; the job's manifest gets `manifest`. */
 async function stationWithDaemon(t: TestContext, manifest: string): Promise<{ setup: LoadSetup; d: DaemonProcess; media: string }> {
-  const setup = await setupLoad(t, { manifest, config: 'drives:\n  mountRoots: [/MEDIA-PLACEHOLDER]\n  pollIntervalMs: 200\n  autoMount: true\n' });
-  const media = join(setup.dir, 'media');
-  mkdirSync(media);
-  writeFileSync(setup.configFile, readFileSync(setup.configFile, 'utf8').replace('/MEDIA-PLACEHOLDER', media));
-  const d = new DaemonProcess(setup);
-  t.after(async () => {
-    if (d.child.exitCode === null) await d.kill('SIGKILL');
-  });
+  const setup = await setupLoad(t, { manifest, config: watchMedia(true) });
+  const media = useMediaRoot(setup);
+  const d = startDaemon(t, setup);
   await d.waitFor((e) => e.msg === 'station ready', 'ready');
   return { setup, d, media };
 }

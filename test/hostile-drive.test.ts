@@ -23,10 +23,9 @@ import { test } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { buildHostileDrive, snapshotTree, type Expectation } from '../fixtures/hostile/build.js';
 import { corruptExtentBlock, makeExt4Image, writeFragmentedFile } from '../fixtures/hostile/unreadable.js';
-import { attachLoop, detachLoop, ensureFsTools, lockLoopDevices, loopDevicesWork, sha256File } from './support/images.js';
+import { attachLoop, detachLoop, sha256File, takeLoopDevices } from './support/images.js';
 import { checkObjects, checkRows } from './support/hostile.js';
-import { startFaultProxy, type FaultProxy } from './support/fault-proxy.js';
-import { MiB, bytes, logFromBucket, setupLoad, writeDrive } from './support/load.js';
+import { MiB, bytes, logFromBucket, setupLoad, setupLoadViaProxy, writeDrive } from './support/load.js';
 
 /**
  * A file that was last accessed before it was last modified: on a `relatime` (or `strictatime`) mount the next
@@ -89,13 +88,7 @@ test('the hostile drive: every entry gets its documented row, the rest loads, th
 });
 
 test('the hostile drive on a read-only ext4 image: the same rows and objects, and the image is not written by one byte', async (t) => {
-  if (!loopDevicesWork()) {
-    t.skip('needs root and a free loop device');
-    return;
-  }
-  ensureFsTools();
-  const release = await lockLoopDevices();
-  t.after(release);
+  if (!(await takeLoopDevices(t, 'needs root and a free loop device'))) return;
   const setup = await setupLoad(t);
   const outside = join(setup.dir, 'outside-secret.txt');
   writeFileSync(outside, 'SECRET OUTSIDE THE DRIVE\n');
@@ -135,15 +128,8 @@ test('the hostile drive on a read-only ext4 image: the same rows and objects, an
 });
 
 test('files that grow, shrink or are rewritten while being read are 409 FileChanged, nothing of them is stored, the rest loads', async (t) => {
-  let proxy: FaultProxy | undefined;
-  const setup = await setupLoad(t, {
-    endpoint: async (s3) => {
-      proxy = await startFaultProxy(s3.endpoint);
-      t.after(() => proxy!.close());
-      return proxy.endpoint;
-    },
-  });
-  const p = proxy!;
+  const setup = await setupLoadViaProxy(t);
+  const p = setup.proxy;
   // Above setupLoad's 5 MiB multipart threshold: three parts each.
   const changes: Record<string, (path: string) => void> = {
     'grows.bin': (path) => appendFileSync(path, 'more bytes at the end'),
@@ -187,22 +173,10 @@ test('files that grow, shrink or are rewritten while being read are 409 FileChan
 });
 
 test('a file the device cannot read is 500 DeviceReadError, whether it fails at once or after some parts; the rest loads and the image is not written', async (t) => {
-  if (!loopDevicesWork()) {
-    t.skip('needs root and a free loop device (the unreadable file lives on a loop-mounted ext4 image)');
-    return;
-  }
-  ensureFsTools();
-  const release = await lockLoopDevices();
-  t.after(release);
+  if (!(await takeLoopDevices(t, 'needs root and a free loop device (the unreadable file lives on a loop-mounted ext4 image)'))) return;
   // Through a proxy that only watches: to see the big file's multipart upload begin, then be aborted.
-  let proxy: FaultProxy | undefined;
-  const setup = await setupLoad(t, {
-    endpoint: async (s3) => {
-      proxy = await startFaultProxy(s3.endpoint);
-      t.after(() => proxy!.close());
-      return proxy.endpoint;
-    },
-  });
+  const setup = await setupLoadViaProxy(t);
+  const proxy = setup.proxy;
   const good = { 'a-good.txt': bytes(1000, 60), 'z-good.bin': bytes(6 * MiB, 61) };
   writeDrive(setup.drive, good);
   // Small (read in one synchronous call) and large (a multipart upload whose third part cannot be read).
@@ -257,17 +231,11 @@ test('a file the device cannot read is 500 DeviceReadError, whether it fails at 
 });
 
 test('a file swapped for a symbolic link after the walk saw it is 104 NotRegularFile: the open does not follow it', async (t) => {
-  let proxy: FaultProxy | undefined;
-  const setup = await setupLoad(t, {
+  const setup = await setupLoadViaProxy(t, {
     // One request slot: two files open at once, so two held PUTs stop the walk just after it looked at the third.
     upload: '  maxRequests: 1\n',
-    endpoint: async (s3) => {
-      proxy = await startFaultProxy(s3.endpoint);
-      t.after(() => proxy!.close());
-      return proxy.endpoint;
-    },
   });
-  const p = proxy!;
+  const p = setup.proxy;
   const outside = join(setup.dir, 'outside-secret.txt');
   writeFileSync(outside, 'SECRET OUTSIDE THE DRIVE\n');
   const files = { 'a1.txt': bytes(100, 70), 'a2.txt': bytes(100, 71), 'b-swapped.txt': bytes(100, 72), 'c.txt': bytes(100, 73) };

@@ -1,9 +1,9 @@
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
-import { mkdirSync, readFileSync, renameSync, symlinkSync, writeFileSync } from 'node:fs';
+import { mkdirSync, renameSync, symlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { test } from 'node:test';
-import { DaemonProcess } from './support/daemon.js';
+import { startDaemon, useMediaRoot, watchMedia } from './support/daemon.js';
 import { bytes, objectsIn, setupLoad, writeDrive, type LoadSetup } from './support/load.js';
 import { errorName } from './support/station.js';
 
@@ -139,10 +139,8 @@ test("a second job's SIGNATURE: the job it names is the one checked; with --job 
 });
 
 test('the daemon refuses drives with a symlinked, a huge and a binary SIGNATURE, saying why in station status', async (t) => {
-  const setup = await setupLoad(t, { signature: false, config: 'drives:\n  mountRoots: [/MEDIA-PLACEHOLDER]\n  pollIntervalMs: 200\n  autoMount: false\n' });
-  const media = join(setup.dir, 'media');
-  mkdirSync(media);
-  writeFileSync(setup.configFile, readFileSync(setup.configFile, 'utf8').replace('/MEDIA-PLACEHOLDER', media));
+  const setup = await setupLoad(t, { signature: false, config: watchMedia(false) });
+  const media = useMediaRoot(setup);
   const { jobId, text } = newJob(setup);
   const outside = join(setup.dir, 'outside-SIGNATURE');
   writeFileSync(outside, text);
@@ -151,10 +149,7 @@ test('the daemon refuses drives with a symlinked, a huge and a binary SIGNATURE,
     huge: drive(setup, 'huge', (p) => writeFileSync(p, text + ' '.repeat(200 * 1024))),
     binary: drive(setup, 'binary', (p) => writeFileSync(p, bytes(5000, 3))),
   };
-  const d = new DaemonProcess(setup);
-  t.after(async () => {
-    if (d.child.exitCode === null) await d.kill('SIGKILL');
-  });
+  const d = startDaemon(t, setup);
   await d.waitFor((e) => e.msg === 'station ready', 'ready');
   for (const [name, root] of Object.entries(drives)) renameSync(root, join(media, name));
   const refused = (name: string) => d.waitFor((e) => e.stage === 'refused' && typeof e.drive === 'string' && e.drive.endsWith(`/${name}`), `${name} refused`);

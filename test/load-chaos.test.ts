@@ -8,8 +8,8 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { auditLoad, faults, mixedDrive } from './support/audit.js';
-import { startFaultProxy, type Fault, type FaultProxy } from './support/fault-proxy.js';
-import { setupLoad, writeDrive } from './support/load.js';
+import type { Fault } from './support/fault-proxy.js';
+import { setupLoadViaProxy, writeDrive } from './support/load.js';
 
 const CHAOS: Fault[] = [
   { kind: 'status', status: 500, code: 'InternalError' },
@@ -22,19 +22,13 @@ const CHAOS: Fault[] = [
 test('5% faults on every request kind: every object is byte-identical, every row right, no upload left open', { timeout: 240_000 }, async (t) => {
   const seed = Number(process.env.STATION_TEST_SEED ?? Math.floor(Math.random() * 2 ** 31));
   t.diagnostic(`seed ${seed} (STATION_TEST_SEED=${seed} replays it)`);
-  let proxy: FaultProxy | undefined;
-  const setup = await setupLoad(t, {
-    endpoint: async (s3) => {
-      proxy = await startFaultProxy(s3.endpoint);
-      t.after(() => proxy!.close());
-      return proxy.endpoint;
-    },
+  const setup = await setupLoadViaProxy(t, {
     // a stalled answer is given up after 2 s (the default is 2 minutes); 8 tries make a file's failure unlikely
     // (0.05^8) so that any error row is the station's fault, not the dice's
     s3: '  requestTimeoutMs: 2000\n',
     upload: '  maxAttempts: 8\n  maxRequests: 8\n',
   });
-  const p = proxy!;
+  const p = setup.proxy;
   writeDrive(setup.drive, mixedDrive(seed % 1000));
 
   // Beside the dice, one lost answer where it hurts most: a CreateMultipartUpload whose upload S3 made (the retry

@@ -1,5 +1,5 @@
 import assert from 'node:assert/strict';
-import { mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
+import { readFileSync, renameSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { test } from 'node:test';
 import Database from 'better-sqlite3';
@@ -7,7 +7,7 @@ import { loadConfig } from '../src/config.js';
 import { JobStore } from '../src/jobs/store.js';
 import { CANCEL_SETTLE_MS } from '../src/mail/outbox.js';
 import { parseManifest } from '../src/manifest/parse.js';
-import { DaemonProcess, stageIs } from './support/daemon.js';
+import { stageIs, startDaemon, useMediaRoot, watchMedia } from './support/daemon.js';
 import { setupLoad, writeDrive, type LoadSetup } from './support/load.js';
 import { freePort, startSmtp, type Received } from './support/smtp.js';
 import { ACCESS_KEY_ID, SECRET_KEY, manifestFixture, tempStation } from './support/station.js';
@@ -106,19 +106,15 @@ test('the SMTP server down: the load is not held up, the daemon retries with bac
   const password = 'sm7p-Pa55word-never-logged';
   const setup = await setupLoad(t, {
     manifest: `notificationEmail: ${ALICE};${BOB}\n`,
-    config: `${mailConfig(port, `    user: station\n    passwordFile: /PASSWORD-PLACEHOLDER\n`)}drives:\n  mountRoots: [/MEDIA-PLACEHOLDER]\n  pollIntervalMs: 200\n  autoMount: false\n`,
+    config: `${mailConfig(port, `    user: station\n    passwordFile: /PASSWORD-PLACEHOLDER\n`)}${watchMedia(false)}`,
   });
-  const media = join(setup.dir, 'media');
-  mkdirSync(media);
+  const media = useMediaRoot(setup);
   const passwordFile = join(setup.dir, 'smtp-password');
   writeFileSync(passwordFile, `${password}\n`, { mode: 0o600 });
-  writeFileSync(setup.configFile, readFileSync(setup.configFile, 'utf8').replace('/MEDIA-PLACEHOLDER', media).replace('/PASSWORD-PLACEHOLDER', passwordFile));
+  writeFileSync(setup.configFile, readFileSync(setup.configFile, 'utf8').replace('/PASSWORD-PLACEHOLDER', passwordFile));
   writeDrive(setup.drive, { 'a.txt': 'a', 'b.txt': 'bb' });
 
-  const d = new DaemonProcess(setup);
-  t.after(async () => {
-    if (d.child.exitCode === null) await d.kill('SIGKILL');
-  });
+  const d = startDaemon(t, setup);
   await d.waitFor((e) => e.msg === 'station ready', 'ready');
   assert.ok(d.events.some((e) => e.msg === 'notification e-mail on' && e.smtp === `127.0.0.1:${port}`), 'says mail is on, and where to');
   renameSync(setup.drive, join(media, 'drive1'));
@@ -175,10 +171,7 @@ test('without a mail section no e-mail is queued, and the daemon says once that 
   assert.equal(setup.run(['load', setup.drive]).code, 0);
   assert.deepEqual(outbox(setup), []);
   assert.equal(setup.run(['mail', 'send']).code, 2, 'mail send without a mail section is a usage error');
-  const d = new DaemonProcess(setup);
-  t.after(async () => {
-    if (d.child.exitCode === null) await d.kill('SIGKILL');
-  });
+  const d = startDaemon(t, setup);
   await d.waitFor((e) => e.msg === 'station ready', 'ready');
   assert.equal(d.events.filter((e) => e.msg.startsWith('notification e-mail is off')).length, 1);
   assert.equal(await d.kill('SIGTERM'), 0);

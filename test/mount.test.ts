@@ -6,32 +6,24 @@ import { createHash } from 'node:crypto';
 import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { after, before, test, type TestContext } from 'node:test';
+import { test, type TestContext } from 'node:test';
 import { isReadOnly, probeFilesystem, serialOf, setReadOnly } from '../src/drives/blockdev.js';
 import { MountRefused, mountReadOnly, unmountStale, type MountedDrive } from '../src/drives/mount.js';
 import { readMounts } from '../src/drives/mountinfo.js';
 import {
   attachLoop,
   detachLoop,
-  ensureFsTools,
+  holdLoopDevices,
+  LOOPS_WHY_NOT,
   type Files,
   type ImageOptions,
   type ImageType,
-  loopDevicesWork,
-  lockLoopDevices,
   makeImage,
   sha256File,
 } from './support/images.js';
 
-const loops = loopDevicesWork();
-const WHY_NOT = 'needs root and working loop devices (losetup -f, /dev/loop-control)';
-if (loops) ensureFsTools();
-// Alone with the loop devices: a daemon under test elsewhere would take these images for drives.
-let release: (() => void) | undefined;
-before(async () => {
-  if (loops) release = await lockLoopDevices();
-});
-after(() => release?.());
+const loops = holdLoopDevices();
+const WHY_NOT = LOOPS_WHY_NOT;
 
 /** Names that every driver must give back as written: long, mixed case, spaces, non-ASCII, nested. */
 const FILES: Files = {

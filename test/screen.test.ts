@@ -9,9 +9,9 @@ import { before, test } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import { chromium, type Page } from 'playwright-core';
 import { loadConfig } from '../src/config.js';
-import { DaemonProcess, stageIs } from './support/daemon.js';
-import { startFaultProxy, type FaultProxy } from './support/fault-proxy.js';
-import { MiB, bytes, setupLoad, writeDrive, type LoadSetup } from './support/load.js';
+import { stageIs, startDaemon, useMediaRoot, watchMedia } from './support/daemon.js';
+import type { FaultProxy } from './support/fault-proxy.js';
+import { MiB, bytes, setupLoad, setupLoadViaProxy, writeDrive, type LoadSetup } from './support/load.js';
 import { SECRET_KEY } from './support/station.js';
 
 /** The little of the DOM the functions run in the page use (the tests are type-checked without the DOM library). */
@@ -33,25 +33,14 @@ before(() => {
 
 /** A station whose daemon watches `media/` and serves its screen on a free loopback port. */
 async function screenSetup(t: Parameters<typeof setupLoad>[0], screen: string, withProxy: boolean) {
-  let proxy: FaultProxy | undefined;
-  const setup = await setupLoad(t, {
-    ...(withProxy && {
-      endpoint: async (s3) => {
-        proxy = await startFaultProxy(s3.endpoint);
-        t.after(() => proxy!.close());
-        return proxy.endpoint;
-      },
-    }),
+  const options = {
     upload: '  maxRequests: 2\n',
-    config: `drives:\n  mountRoots: [/MEDIA-PLACEHOLDER]\n  pollIntervalMs: 200\n  autoMount: false\nscreen:\n  listen: 127.0.0.1:0\n${screen}`,
-  });
-  const media = join(setup.dir, 'media');
-  mkdirSync(media);
-  writeFileSync(setup.configFile, readFileSync(setup.configFile, 'utf8').replace('/MEDIA-PLACEHOLDER', media));
-  const d = new DaemonProcess(setup);
-  t.after(async () => {
-    if (d.child.exitCode === null) await d.kill('SIGKILL');
-  });
+    config: `${watchMedia(false)}screen:\n  listen: 127.0.0.1:0\n${screen}`,
+  };
+  const setup: LoadSetup & { proxy?: FaultProxy } = withProxy ? await setupLoadViaProxy(t, options) : await setupLoad(t, options);
+  const { proxy } = setup;
+  const media = useMediaRoot(setup);
+  const d = startDaemon(t, setup);
   const screenEvent = await d.waitFor((e) => e.msg === 'station screen', 'the screen listening');
   await d.waitFor((e) => e.msg === 'station ready', 'ready');
   return { setup, media, proxy, daemon: d, url: String(screenEvent.url) };
@@ -287,13 +276,8 @@ test('the screen on an address that is taken is an error in the log, and the dae
 
 /** A daemon with its screen section as given, not waiting for the screen to listen. */
 async function screenSetupNoWait(t: Parameters<typeof setupLoad>[0], screen: string) {
-  const setup = await setupLoad(t, { config: `drives:\n  mountRoots: [/MEDIA-PLACEHOLDER]\n  pollIntervalMs: 200\n  autoMount: false\nscreen:\n${screen}` });
-  const media = join(setup.dir, 'media');
-  mkdirSync(media);
-  writeFileSync(setup.configFile, readFileSync(setup.configFile, 'utf8').replace('/MEDIA-PLACEHOLDER', media));
-  const daemon = new DaemonProcess(setup);
-  t.after(async () => {
-    if (daemon.child.exitCode === null) await daemon.kill('SIGKILL');
-  });
+  const setup = await setupLoad(t, { config: `${watchMedia(false)}screen:\n${screen}` });
+  const media = useMediaRoot(setup);
+  const daemon = startDaemon(t, setup);
   return { setup, media, daemon };
 }

@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { csv, logDate } from '../src/importlog/format.js';
 import { Budget } from '../src/load/budget.js';
-import { BodyMemory, roundUp } from '../src/load/buffers.js';
+import { BodyMemory } from '../src/load/buffers.js';
 import { MAX_PARTS, partSizeFor } from '../src/load/part-size.js';
 import { Progress } from '../src/load/progress.js';
 
@@ -43,40 +43,46 @@ test('the memory budget holds back readers in order and lets a body larger than 
   assert.equal(budget.peak, 500);
 });
 
-test('body memory lends shared buffers of the exact length, reuses them, and never holds more than its budget', async () => {
-  assert.equal(roundUp(1), 4096);
-  assert.equal(roundUp(16 * 1024 + 1), 20 * 1024, 'four steps per power of two');
-  assert.equal(roundUp(16 * MiB), 16 * MiB);
-  assert.equal(roundUp(MiB + 1), 1.25 * MiB);
+test('body memory lends pieces of one shared block, in order, joins what comes back, and lets an oversize body go alone', async () => {
   const memory = new BodyMemory(4 * MiB);
   const a = await memory.take(MiB + 1);
   assert.equal(a.buffer.length, MiB + 1);
   assert.ok(a.buffer.buffer instanceof SharedArrayBuffer, 'a worker thread can read it without a copy');
-  a.buffer.fill(7);
-  const first = a.buffer.buffer;
-  a.give();
-  const b = await memory.take(MiB + 1000);
-  assert.ok(b.buffer.buffer === first, 'the same size class is lent again, not allocated again');
-  // three more of 1.25 MiB cannot all be held with b: the last waits until one is given back
-  const c = await memory.take(MiB + 1);
-  const d = await memory.take(MiB + 1);
-  let eGot = false;
-  const e = memory.take(MiB + 1).then((l) => ((eGot = true), l));
+  const b = await memory.take(MiB);
+  const c = await memory.take(MiB);
+  assert.ok(a.buffer.buffer === b.buffer.buffer && b.buffer.buffer === c.buffer.buffer, 'every body is a piece of the one block');
+  const ranges = [a, b, c].map((x) => [x.buffer.byteOffset, x.buffer.byteOffset + x.buffer.length] as const).sort((x, y) => x[0] - y[0]);
+  for (let i = 1; i < ranges.length; i++) assert.ok(ranges[i]![0] >= ranges[i - 1]![1], 'pieces do not overlap');
+  // 1 MiB + 4 KiB (a's page-rounded size) + 2 MiB lent: a 1.5 MiB body waits, and so does a small one behind it
+  const order: string[] = [];
+  const d = memory.take(1.5 * MiB).then((x) => (order.push('d'), x));
+  const e = memory.take(1000).then((x) => (order.push('e'), x));
   await new Promise((r) => setImmediate(r));
-  assert.equal(eGot, false, 'the budget holds the fourth back');
-  c.give();
-  const le = await e;
-  assert.ok(memory.peak <= 4 * MiB, `peak ${memory.peak}`);
-  // a different size class given back while the budget is full makes room by letting kept buffers go
+  assert.deepEqual(order, [], 'the big one waits for room, the small one waits behind it');
   b.give();
-  d.give();
+  b.give(); // a second give does nothing
+  await new Promise((r) => setImmediate(r));
+  assert.deepEqual(order, [], 'b alone leaves no 1.5 MiB in one piece (c sits between b and the free end)');
+  c.give();
+  const [ld, le] = await Promise.all([d, e]);
+  assert.deepEqual(order, ['d', 'e'], 'b, c and the free end joined: room for d, then e');
+  assert.ok(memory.peak <= 4 * MiB, `peak ${memory.peak}`);
+  a.give();
+  ld.give();
   le.give();
-  const big = await memory.take(3 * MiB);
-  assert.ok(big.buffer.buffer !== first);
-  big.give();
-  const huge = await memory.take(10 * MiB);
-  assert.equal(huge.buffer.length, 10 * MiB, 'a body larger than the budget goes alone');
-  huge.give();
+  assert.equal(memory.inUse, 0);
+  const whole = await memory.take(4 * MiB);
+  assert.equal(whole.buffer.length, 4 * MiB, 'every piece came back and was joined: the whole block in one');
+  const huge = memory.take(10 * MiB);
+  let hugeGot = false;
+  void huge.then(() => (hugeGot = true));
+  await new Promise((r) => setImmediate(r));
+  assert.equal(hugeGot, false, 'a body over the budget waits until nothing is lent');
+  whole.give();
+  const lh = await huge;
+  assert.equal(lh.buffer.length, 10 * MiB);
+  lh.give();
+  assert.equal(memory.inUse, 0);
 });
 
 test('log dates are as the original service wrote them; File and Key always quoted, RFC 4180 otherwise', () => {

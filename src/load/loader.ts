@@ -40,6 +40,7 @@ export interface Station {
   memory: BodyMemory;
   md5: Md5Pool;
   files: Budget;
+  multipartFiles: Budget;
   log: Logger;
   /** the daemon's Prometheus counters (src/metrics.ts); none for `station load` */
   metrics?: LoadMetrics;
@@ -110,6 +111,7 @@ class Load {
       writer: this.writer,
       memory: station.memory,
       md5: station.md5,
+      multipartFiles: station.multipartFiles,
       journal: this.journal,
       settings: station.config.upload,
       manifest,

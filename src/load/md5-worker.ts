@@ -6,7 +6,7 @@ import { createMD5, type IHasher } from 'hash-wasm';
  * Content-MD5 while this one hashes the parts in order, so a large file's two hashes use both cores. Parts
  * arrive as SharedArrayBuffers (no copy); after each, the hash's saved state goes back for the journal.
  */
-type Message = { type: 'start'; state?: Uint8Array } | { type: 'part'; n: number; buffer: SharedArrayBuffer; length: number } | { type: 'digest' };
+type Message = { type: 'start'; state?: Uint8Array } | { type: 'part'; n: number; buffer: SharedArrayBuffer; offset: number; length: number } | { type: 'digest' };
 
 let hasher: IHasher | undefined;
 
@@ -18,7 +18,7 @@ parentPort!.on('message', async (m: Message) => {
       if (m.state) hasher.load(m.state);
       parentPort!.postMessage({ type: 'started' });
     } else if (m.type === 'part') {
-      hasher!.update(new Uint8Array(m.buffer, 0, m.length));
+      hasher!.update(new Uint8Array(m.buffer, m.offset, m.length));
       parentPort!.postMessage({ type: 'part', n: m.n, state: hasher!.save() });
     } else {
       parentPort!.postMessage({ type: 'digest', md5: hasher!.digest('hex') });

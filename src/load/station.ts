@@ -29,6 +29,7 @@ export function openStation(store: JobStore, config: Config, log: Logger, metric
     memory: new BodyMemory(memoryBytes),
     md5: new Md5Pool(),
     files: new Budget(maxRequests * 2),
+    multipartFiles: new Budget(2),
     log,
     ...(metrics && { metrics }),
   };

@@ -3,6 +3,7 @@ import type { Logger } from 'pino';
 import type { UploadSettings } from '../config.js';
 import type { Manifest } from '../manifest/types.js';
 import { S3Refused } from '../s3/errors.js';
+import type { Budget } from './budget.js';
 import type { BodyMemory } from './buffers.js';
 import { contentHeadersFor, type ContentHeaders } from './content-type.js';
 import type { Journal } from './journal.js';
@@ -36,6 +37,8 @@ export type StopReason = 'cancel' | 'shutdown';
 export interface UploadContext {
   writer: ObjectWriter;
   memory: BodyMemory;
+  /** multipart files in progress at once, for the whole station */
+  multipartFiles: Budget;
   /** MD5s of bodies, off the main thread */
   md5: Md5Pool;
   journal: Journal;
@@ -74,7 +77,14 @@ export class FileUploader {
     try {
       if (opened.size < this.ctx.settings.multipartThreshold) return await this.single(f, opened, known);
       known.content = await this.sniff(f, opened);
-      return await this.multipart(f, opened, known.content);
+      // Few multipart files at once: one can already fill the memory budget with its parts, and each has a hash
+      // thread of its own (on a drive of many large files, one per open file took the station past 1 GiB).
+      const slot = await this.ctx.multipartFiles.take(1);
+      try {
+        return await this.multipart(f, opened, known.content);
+      } finally {
+        slot.give();
+      }
     } catch (err) {
       const { size, mtimeMs } = opened;
       const { content } = known;

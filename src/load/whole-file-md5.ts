@@ -39,7 +39,7 @@ export class WholeFileMd5 {
   /** Hashes part `n` (held in a SharedArrayBuffer); resolves with the saved state once it is hashed. */
   part(n: number, body: Buffer): Promise<Uint8Array> {
     const hashed = this.expect<Uint8Array>(`part ${n}`);
-    this.worker.postMessage({ type: 'part', n, buffer: body.buffer, length: body.length });
+    this.worker.postMessage({ type: 'part', n, buffer: body.buffer, offset: body.byteOffset, length: body.length });
     return hashed;
   }
 

@@ -1,4 +1,6 @@
 import { spawn, type ChildProcess } from 'node:child_process';
+import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { ROOT, STATION } from './station.js';
 import type { LoadSetup } from './load.js';
@@ -65,3 +67,24 @@ export class DaemonProcess {
 }
 
 export const stageIs = (jobId: string, stage: string) => (e: LogEvent) => e.jobId === jobId && e.stage === stage;
+
+/** Config lines for a daemon that watches one mount root, the folder `useMediaRoot` makes; checked every 200 ms. */
+export const watchMedia = (autoMount: boolean): string =>
+  `drives:\n  mountRoots: [/MEDIA-PLACEHOLDER]\n  pollIntervalMs: 200\n  autoMount: ${autoMount}\n`;
+
+/** Makes `media/` in the station's temp folder and points the `watchMedia` config at it; returns its path. */
+export function useMediaRoot(setup: LoadSetup): string {
+  const media = join(setup.dir, 'media');
+  mkdirSync(media);
+  writeFileSync(setup.configFile, readFileSync(setup.configFile, 'utf8').replace('/MEDIA-PLACEHOLDER', media));
+  return media;
+}
+
+/** `station daemon` for this station, killed at the end of the test if it still runs. */
+export function startDaemon(t: { after: (fn: () => Promise<unknown>) => void }, setup: LoadSetup, extraEnv: Record<string, string> = {}): DaemonProcess {
+  const d = new DaemonProcess(setup, extraEnv);
+  t.after(async () => {
+    if (d.child.exitCode === null) await d.kill('SIGKILL');
+  });
+  return d;
+}

@@ -19,6 +19,7 @@ import { createHash } from 'node:crypto';
 import { closeSync, existsSync, mkdirSync, mkdtempSync, openSync, readFileSync, readSync, rmSync, truncateSync, writeFileSync, writeSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
+import { after, before } from 'node:test';
 import { fileURLToPath } from 'node:url';
 
 export type ImageType = 'ext2' | 'ext3' | 'ext4' | 'xfs' | 'vfat' | 'ntfs' | 'exfat' | 'hfsplus' | 'blank' | 'ambiguous';
@@ -249,4 +250,33 @@ function alive(pid: number): boolean {
   } catch {
     return false;
   }
+}
+
+export const LOOPS_WHY_NOT = 'needs root and working loop devices (losetup -f, /dev/loop-control)';
+
+/**
+ * For a test file whose tests use loop devices: whether they work here (with the file-system tools installed when
+ * they do), and the lock on them held from the file's first test to its last, so that no daemon under test
+ * elsewhere takes these images for drives.
+ */
+export function holdLoopDevices(): boolean {
+  const loops = loopDevicesWork();
+  if (loops) ensureFsTools();
+  let release: (() => void) | undefined;
+  before(async () => {
+    if (loops) release = await lockLoopDevices();
+  });
+  after(() => release?.());
+  return loops;
+}
+
+/** In one test: the lock on the loop devices until it ends; or false, the test skipped saying `why`, where they do not work. */
+export async function takeLoopDevices(t: { skip: (message: string) => void; after: (fn: () => void) => void }, why: string): Promise<boolean> {
+  if (!loopDevicesWork()) {
+    t.skip(why);
+    return false;
+  }
+  ensureFsTools();
+  t.after(await lockLoopDevices());
+  return true;
 }

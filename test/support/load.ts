@@ -3,6 +3,7 @@ import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { GetObjectCommand, ListMultipartUploadsCommand, ListObjectsV2Command } from '@aws-sdk/client-s3';
 import { parse } from 'csv-parse/sync';
+import { startFaultProxy, type FaultProxy } from './fault-proxy.js';
 import { makeBucket, s3ClientFor, useRgw, type S3Conf } from './rgw.js';
 import { ACCESS_KEY_ID, SECRET_KEY, manifestFixture, tempStation, type Result } from './station.js';
 
@@ -102,6 +103,23 @@ function uploadDefaults(given = ''): string {
     .filter(([key]) => !new RegExp(`^\\s*${key}:`, 'm').test(given))
     .map(([key, value]) => `  ${key}: ${value}\n`)
     .join('');
+}
+
+/** `setupLoad` with S3 reached through a fault proxy (test/support/fault-proxy.ts), closed after the test. */
+export async function setupLoadViaProxy(
+  t: Parameters<typeof tempStation>[0],
+  opts: Omit<SetupOptions, 'endpoint'> = {},
+): Promise<LoadSetup & { proxy: FaultProxy }> {
+  let proxy: FaultProxy | undefined;
+  const setup = await setupLoad(t, {
+    ...opts,
+    endpoint: async (s3) => {
+      proxy = await startFaultProxy(s3.endpoint);
+      t.after(() => proxy!.close());
+      return proxy.endpoint;
+    },
+  });
+  return { ...setup, proxy: proxy! };
 }
 
 export type LogRecord = Record<'DateTime' | 'File' | 'Status' | 'Code' | 'Key' | 'MD5' | 'Bytes' | 'Content-Type', string>;
