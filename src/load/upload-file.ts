@@ -114,8 +114,8 @@ export class FileUploader {
     try {
       const body = lease.buffer;
       await this.readExact(f, o, body, o.size, 0);
-      // A file that grew since it was opened has bytes past the size it had (a byte past the body's buffer
-      // would put most bodies a size class higher).
+      // A file that grew since it was opened has bytes past the size it had (checked apart, so a body takes
+      // exactly its size from the station's memory).
       if (await hasBytesAfter(o, o.size)) throw new FileChangedError(f.text, 'it grew');
       const content = contentHeadersFor(this.ctx.manifest, f.text, body);
       known.content = content;
