@@ -37,6 +37,12 @@ test('5% faults on every request kind: every object is byte-identical, every row
   p.addRule({ match: (r) => r.method === 'POST' && multipartPost(r.query), fault: { kind: 'truncate' } });
   p.addRule({ match: (r) => r.method === 'POST' && r.query.has('uploadId'), fault: { kind: 'stall' } });
   p.addRule({ match: (r) => r.method === 'PUT' && r.query.get('partNumber') === '2', fault: { kind: 'truncate' } });
+  // And each kind of fault at least once whatever the dice say (a few dozen draws can miss one of five kinds).
+  const singlePut = (dir: string) => (r: { method: string; path: string; query: URLSearchParams }) =>
+    r.method === 'PUT' && !r.query.has('partNumber') && r.path.includes(`/${dir}/`);
+  p.addRule({ match: singlePut('medium'), fault: { kind: 'reset' } });
+  p.addRule({ match: singlePut('small'), fault: { kind: 'status', status: 500, code: 'InternalError' } });
+  p.addRule({ match: (r) => r.method === 'PUT' && r.query.get('partNumber') === '1', fault: { kind: 'status', status: 503, code: 'SlowDown' } });
   p.chaos({ seed, rate: 0.05, faults: CHAOS });
 
   const r = await setup.runAsync(['load', setup.drive, '--json']);
