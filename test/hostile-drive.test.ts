@@ -6,7 +6,6 @@ import { execFileSync } from 'node:child_process';
 import {
   appendFileSync,
   closeSync,
-  mkdirSync,
   openSync,
   readFileSync,
   readSync,
@@ -23,7 +22,7 @@ import { test } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { buildHostileDrive, snapshotTree, type Expectation } from '../fixtures/hostile/build.js';
 import { corruptExtentBlock, makeExt4Image, writeFragmentedFile } from '../fixtures/hostile/unreadable.js';
-import { attachLoop, detachLoop, sha256File, takeLoopDevices } from './support/images.js';
+import { mountImageReadOnly, sha256File, takeLoopDevices } from './support/images.js';
 import { checkObjects, checkRows } from './support/hostile.js';
 import { MiB, bytes, logFromBucket, setupLoad, setupLoadViaProxy, writeDrive } from './support/load.js';
 
@@ -103,16 +102,7 @@ test('the hostile drive on a read-only ext4 image: the same rows and objects, an
     execFileSync('rm', ['-rf', join(setup.drive, 'pathmax')]);
   }
   const imageBefore = sha256File(image);
-  const dev = attachLoop(image);
-  mkdirSync(mnt);
-  let mounted = false;
-  t.after(() => {
-    if (mounted) execFileSync('umount', [mnt]);
-    detachLoop(dev);
-  });
-  execFileSync('blockdev', ['--setro', dev]);
-  execFileSync('mount', ['-o', 'ro,noload', dev, mnt]);
-  mounted = true;
+  const mounted = mountImageReadOnly(t, image, mnt);
   const outsideAtime = markUnread(outside);
 
   const r = setup.run(['load', mnt, '--json']);
@@ -122,8 +112,7 @@ test('the hostile drive on a read-only ext4 image: the same rows and objects, an
   checkRows(rows, expected, setup.bucket);
   await checkObjects(setup, expected);
   assert.equal(statSync(outside).atimeMs, outsideAtime, 'the file outside the drive was never read');
-  execFileSync('umount', [mnt]);
-  mounted = false;
+  mounted.unmount();
   assert.equal(sha256File(image), imageBefore, 'the image is byte for byte what it was');
 });
 
@@ -188,17 +177,8 @@ test('a file the device cannot read is 500 DeviceReadError, whether it fails at 
   corruptExtentBlock(image, '/bad-big.bin', 'last');
   const imageBefore = sha256File(image);
 
-  const dev = attachLoop(image);
   const mnt = join(setup.dir, 'mnt');
-  mkdirSync(mnt);
-  let mounted = false;
-  t.after(() => {
-    if (mounted) execFileSync('umount', [mnt]);
-    detachLoop(dev);
-  });
-  execFileSync('blockdev', ['--setro', dev]);
-  execFileSync('mount', ['-o', 'ro,noload', dev, mnt]);
-  mounted = true;
+  const mounted = mountImageReadOnly(t, image, mnt);
   // The damage is real: the big file's first bytes read, its end does not; the small one not at all.
   const fd = openSync(join(mnt, 'bad-big.bin'), 'r');
   try {
@@ -225,8 +205,7 @@ test('a file the device cannot read is 500 DeviceReadError, whether it fails at 
   assert.ok(big.some((e) => e.method === 'PUT' && /partNumber=1(&|$)/.test(e.query) && e.status === 200), 'its first part was read and stored');
   assert.ok(big.some((e) => e.method === 'DELETE' && /uploadId=/.test(e.query)), 'then its upload was aborted');
   await checkObjects(setup, expected);
-  execFileSync('umount', [mnt]);
-  mounted = false;
+  mounted.unmount();
   assert.equal(sha256File(image), imageBefore, 'the image is byte for byte what it was: the drive was not written');
 });
 

@@ -3,7 +3,7 @@ import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { ROOT, STATION } from './station.js';
-import type { LoadSetup } from './load.js';
+import { stationEnv, type LoadSetup } from './load.js';
 
 export interface LogEvent {
   msg: string;
@@ -22,10 +22,7 @@ export class DaemonProcess {
   private exited?: Promise<number | null>;
 
   constructor(setup: LoadSetup, extraEnv: Record<string, string> = {}) {
-    const env: NodeJS.ProcessEnv = { ...process.env };
-    for (const k of Object.keys(env)) if (k.startsWith('AWS_') || k.startsWith('STATION_')) delete env[k];
-    Object.assign(env, setup.env, { STATION_CONFIG: setup.configFile, STATION_DATA_DIR: setup.dataDir }, extraEnv);
-    this.child = spawn(process.execPath, [STATION, 'daemon'], { env, cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'] });
+    this.child = spawn(process.execPath, [STATION, 'daemon'], { env: stationEnv(setup, extraEnv), cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'] });
     let buffered = '';
     this.child.stdout!.setEncoding('utf8').on('data', (d: string) => {
       buffered += d;

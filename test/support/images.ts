@@ -280,3 +280,26 @@ export async function takeLoopDevices(t: { skip: (message: string) => void; afte
   t.after(await lockLoopDevices());
   return true;
 }
+
+/**
+ * Attaches an image to a loop device and mounts it read-only at `mnt` (made here) as the daemon would (device set
+ * read-only first, `noload` so a journal is not replayed). `unmount()` ends the mount early (to compare the image
+ * afterwards); whatever is left is unmounted and detached when the test ends.
+ */
+export function mountImageReadOnly(t: { after: (fn: () => void) => void }, image: string, mnt: string): { dev: string; unmount: () => void } {
+  const dev = attachLoop(image);
+  mkdirSync(mnt);
+  let mounted = false;
+  const unmount = () => {
+    if (mounted) execFileSync('umount', [mnt]);
+    mounted = false;
+  };
+  t.after(() => {
+    unmount();
+    detachLoop(dev);
+  });
+  execFileSync('blockdev', ['--setro', dev]);
+  execFileSync('mount', ['-o', 'ro,noload', dev, mnt]);
+  mounted = true;
+  return { dev, unmount };
+}

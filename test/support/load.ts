@@ -5,7 +5,7 @@ import { GetObjectCommand, ListMultipartUploadsCommand, ListObjectsV2Command } f
 import { parse } from 'csv-parse/sync';
 import { startFaultProxy, type FaultProxy } from './fault-proxy.js';
 import { makeBucket, s3ClientFor, useRgw, type S3Conf } from './rgw.js';
-import { ACCESS_KEY_ID, SECRET_KEY, manifestFixture, tempStation, type Result } from './station.js';
+import { ACCESS_KEY_ID, SECRET_KEY, cleanEnv, manifestFixture, tempStation, type Result } from './station.js';
 
 export const MiB = 1024 * 1024;
 
@@ -94,6 +94,11 @@ export async function setupLoad(t: Parameters<typeof tempStation>[0], opts: Setu
  */
 function screenDefault(config = ''): string {
   return /^screen:/m.test(config) ? '' : 'screen:\n  listen: 127.0.0.1:0\n';
+}
+
+/** The environment of a station process for this setup, started outside `run`/`runAsync` (a daemon, a run to kill). */
+export function stationEnv(setup: LoadSetup, extra: Record<string, string> = {}): NodeJS.ProcessEnv {
+  return cleanEnv({ ...setup.env, STATION_CONFIG: setup.configFile, STATION_DATA_DIR: setup.dataDir, ...extra });
 }
 
 /** Small parts and few tries, so tests are quick; a setting the test gives in `upload` wins. */

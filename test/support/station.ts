@@ -47,7 +47,7 @@ export interface RunOptions {
 }
 
 /** The environment of a station run: the test's own, minus anything that would point it at a real AWS account. */
-function cleanEnv(extra: Record<string, string | undefined> = {}): NodeJS.ProcessEnv {
+export function cleanEnv(extra: Record<string, string | undefined> = {}): NodeJS.ProcessEnv {
   const env: NodeJS.ProcessEnv = { ...process.env };
   for (const k of Object.keys(env)) if (k.startsWith('AWS_') || k.startsWith('STATION_')) delete env[k];
   for (const [k, v] of Object.entries(extra)) {

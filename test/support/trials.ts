@@ -5,7 +5,7 @@
 import { spawn } from 'node:child_process';
 import { auditLoad, faults, mixedDrive, type Audit } from './audit.js';
 import { seeded } from './fault-proxy.js';
-import { setupLoad, writeDrive, type LoadSetup } from './load.js';
+import { setupLoad, stationEnv, writeDrive, type LoadSetup } from './load.js';
 import { ROOT, STATION } from './station.js';
 
 export interface TrialOptions {
@@ -30,9 +30,7 @@ export interface TrialTotals {
 
 /** A run of `station load`, killed with SIGKILL after `killAfterMs` unless it ended first. */
 function runLoad(setup: LoadSetup, killAfterMs?: number): Promise<{ code: number | null; killed: boolean; ms: number; stderr: string }> {
-  const env: NodeJS.ProcessEnv = { ...process.env };
-  for (const k of Object.keys(env)) if (k.startsWith('AWS_') || k.startsWith('STATION_')) delete env[k];
-  Object.assign(env, setup.env, { STATION_CONFIG: setup.configFile, STATION_DATA_DIR: setup.dataDir, STATION_LOG_LEVEL: 'warn' });
+  const env = stationEnv(setup, { STATION_LOG_LEVEL: 'warn' });
   const started = performance.now();
   return new Promise((resolve, reject) => {
     const child = spawn(process.execPath, [STATION, 'load', setup.drive], { env, cwd: ROOT, stdio: ['ignore', 'ignore', 'pipe'] });
