@@ -80,7 +80,7 @@ export class KeyClaims {
    * Without substitutions a key is the prefix plus the file's unique path: no two files can share one, and no key
    * need be held (memory then stays flat however many files a drive has).
    */
-  constructor(private readonly needed: boolean) {}
+  constructor(readonly needed: boolean) {}
 
   static for(manifest: Manifest): KeyClaims {
     return new KeyClaims(manifest.substitutions.length > 0);

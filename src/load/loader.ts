@@ -208,9 +208,9 @@ class Load {
       seq++;
       const earlier = this.journal.doneRow(e.path);
       if (earlier) {
-        // Done in an earlier run: its key is still taken, for the files after it.
-        const before = this.mapper.plan(e);
-        if ('key' in before) claims.claim(before.key, e.text!);
+        // Done in an earlier run: its key is still taken, for the files after it (when keys can collide at all).
+        const before = claims.needed ? this.mapper.plan(e) : undefined;
+        if (before && 'key' in before) claims.claim(before.key, e.text!);
         this.progress.fileDone(earlier.status, earlier.code);
         if (earlier.status === 200) this.progress.addBytes(e.size);
         continue;

@@ -67,4 +67,4 @@ export class Md5Pool {
 }
 
 /** Bodies smaller than this are hashed on the calling thread. */
-export const POOL_MIN_BYTES = 256 * 1024;
+const POOL_MIN_BYTES = 256 * 1024;
