@@ -1,5 +1,6 @@
 import assert from 'node:assert/strict';
 import Database from 'better-sqlite3';
+import { execFileSync } from 'node:child_process';
 import { cpSync, mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { test } from 'node:test';
@@ -61,15 +62,19 @@ test('a directory appearing under a mount root is loaded; station status says wh
   assert.equal(await d.kill('SIGTERM'), 0);
 });
 
-test('kill -9 in the middle of a multipart upload: the restarted daemon resumes after the last part S3 holds', async (t) => {
+/**
+ * Starts a daemon on the drive and kills it (SIGKILL) once parts 1 and 2 of big.bin are journaled; parts are
+ * slowed so the kill comes mid-upload. Returns the parts the restart must not send again.
+ */
+async function killMidUpload(t: Parameters<typeof setupLoad>[0]) {
   const { setup, media, proxy } = await daemonSetup(t, '  maxRequests: 2\n');
   const files = driveFiles();
   writeDrive(setup.drive, files);
   proxy.addRule({ match: (r) => r.method === 'PUT' && r.query.has('partNumber'), fault: { kind: 'delay', ms: 400 }, times: 1000 });
   renameSync(setup.drive, join(media, 'drive1'));
   const first = startDaemon(t, setup);
-  // The parts the journal holds: a part is journaled once S3 acknowledged it and the whole-file hash took it in
-  // (S3 may have acknowledged a part or two more when the kill comes; those are sent again).
+  // The parts the journal holds: a part is journaled once S3 acknowledged it (S3 may have acknowledged a part or
+  // two more when the kill comes; those are sent again).
   const journaled = (): number[] => {
     const db = new Database(join(setup.dataDir, 'station.db'), { readonly: true, fileMustExist: true });
     try {
@@ -89,15 +94,39 @@ test('kill -9 in the middle of a multipart upload: the restarted daemon resumes 
   const journaledParts = journaled();
   const held = journaledParts.filter((n, i) => n === i + 1);
   assert.ok(held.length >= 1 && journaledParts.length < 7, `killed mid-upload: journaled ${journaledParts.join(', ')}`);
+  return { setup, media, proxy, files, held };
+}
 
+/** How many times S3 acknowledged part `n` of an upload. */
+const partsSent = (proxy: Awaited<ReturnType<typeof killMidUpload>>['proxy'], n: number) =>
+  proxy.log.filter((l) => new RegExp(`partNumber=${n}(&|$)`).test(l.query) && l.method === 'PUT' && l.status === 200).length;
+
+test('kill -9 in the middle of a multipart upload: the restarted daemon resumes after the last part S3 holds', async (t) => {
+  const { setup, proxy, files, held } = await killMidUpload(t);
   const second = startDaemon(t, setup);
   await second.waitFor(stageIs(setup.jobId, 'done'), 'done after resume', 120_000);
   await second.waitFor((e) => e.msg === 'resuming a multipart upload', 'resume');
   await assertLoaded(setup, files);
-  for (const n of held) {
-    const sent = proxy.log.filter((l) => new RegExp(`partNumber=${n}(&|$)`).test(l.query) && l.method === 'PUT' && l.status === 200);
-    assert.equal(sent.length, 1, `part ${n}, journaled before the kill, was not sent again`);
-  }
+  for (const n of held) assert.equal(partsSent(proxy, n), 1, `part ${n}, journaled before the kill, was not sent again`);
+  assert.equal(await second.kill('SIGTERM'), 0);
+});
+
+test('kill -9 mid-upload, then the sent part of the file changes in place (same size and time): the upload starts again', async (t) => {
+  const { setup, media, proxy, files, held } = await killMidUpload(t);
+  // The whole-file MD5 is rebuilt on resume by reading the sent parts again; each must still be what S3 holds.
+  const big = join(media, 'drive1', 'big.bin');
+  const times = join(setup.dir, 'times');
+  execFileSync('touch', ['-r', big, times]); // to the nanosecond, as the journal compares it
+  const changed = Buffer.from(files['big.bin']!);
+  changed.fill(0x5a, 1000, 2000);
+  writeFileSync(big, changed);
+  execFileSync('touch', ['-r', times, big]);
+  files['big.bin'] = changed;
+  const second = startDaemon(t, setup);
+  await second.waitFor(stageIs(setup.jobId, 'done'), 'done after the new upload', 120_000);
+  await second.waitFor((e) => e.msg === 'starting the upload again' && /reads differently/.test(String(e.reason)), 'a fresh upload, and why');
+  await assertLoaded(setup, files);
+  for (const n of held) assert.equal(partsSent(proxy, n), 2, `part ${n} was sent again with the file's new bytes`);
   assert.equal(await second.kill('SIGTERM'), 0);
 });
 

@@ -72,7 +72,7 @@ const MIGRATIONS: string[] = [
     size        INTEGER NOT NULL,
     md5         TEXT NOT NULL,
     etag        TEXT NOT NULL,
-    md5_state   BLOB,
+    md5_state   BLOB, -- no longer written: the whole-file MD5 is rebuilt on resume by reading the sent parts
     PRIMARY KEY (job_id, path, part_number),
     FOREIGN KEY (job_id, path) REFERENCES files(job_id, path) ON DELETE CASCADE
   );

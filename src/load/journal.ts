@@ -13,8 +13,6 @@ export interface PartRecord {
   /** hex MD5 of the part's bytes */
   md5: string;
   etag: string;
-  /** the whole-file MD5's saved state after this part */
-  md5State?: Uint8Array;
 }
 
 export interface InFlightUpload {
@@ -71,9 +69,9 @@ export class Journal {
         `SELECT upload_id, object_key, part_size, size, mtime_ms FROM files WHERE job_id = ? AND path = ? AND state = 'uploading'`,
       ),
       putPart: db.prepare(
-        `INSERT OR REPLACE INTO parts (job_id, path, part_number, size, md5, etag, md5_state) VALUES (?, ?, ?, ?, ?, ?, ?)`,
+        `INSERT OR REPLACE INTO parts (job_id, path, part_number, size, md5, etag) VALUES (?, ?, ?, ?, ?, ?)`,
       ),
-      parts: db.prepare('SELECT part_number, size, md5, etag, md5_state FROM parts WHERE job_id = ? AND path = ? ORDER BY part_number'),
+      parts: db.prepare('SELECT part_number, size, md5, etag FROM parts WHERE job_id = ? AND path = ? ORDER BY part_number'),
       forgetUpload: db.prepare(`DELETE FROM files WHERE job_id = ? AND path = ? AND state = 'uploading'`),
       register: db.prepare('INSERT OR REPLACE INTO uploads (upload_id, job_id, bucket, object_key, created_at) VALUES (?, ?, ?, ?, ?)'),
       unregisterFileUpload: db.prepare(
@@ -151,18 +149,12 @@ export class Journal {
   }
 
   recordPart(path: Buffer, part: PartRecord): void {
-    this.stmts.putPart.run(this.jobId, path, part.partNumber, part.size, part.md5, part.etag, part.md5State ?? null);
+    this.stmts.putPart.run(this.jobId, path, part.partNumber, part.size, part.md5, part.etag);
   }
 
   parts(path: Buffer): PartRecord[] {
-    const rows = this.stmts.parts.all(this.jobId, path) as Array<{ part_number: number; size: number; md5: string; etag: string; md5_state: Buffer | null }>;
-    return rows.map((r) => ({
-      partNumber: r.part_number,
-      size: r.size,
-      md5: r.md5,
-      etag: r.etag,
-      ...(r.md5_state !== null && { md5State: new Uint8Array(r.md5_state) }),
-    }));
+    const rows = this.stmts.parts.all(this.jobId, path) as Array<{ part_number: number; size: number; md5: string; etag: string }>;
+    return rows.map((r) => ({ partNumber: r.part_number, size: r.size, md5: r.md5, etag: r.etag }));
   }
 
   /**

@@ -1,11 +1,36 @@
-import { createHash } from 'node:crypto';
+import { createHash, type Hash } from 'node:crypto';
 import { parentPort } from 'node:worker_threads';
 
-/** One thread of the MD5 pool (md5-pool.ts): hashes a body held in a SharedArrayBuffer, without a copy. */
-parentPort!.on('message', (m: { id: number; buffer: SharedArrayBuffer; offset: number; length: number }) => {
+/**
+ * One thread of the MD5 pool (md5-pool.ts): hashes bodies held in a SharedArrayBuffer, without a copy, either
+ * alone or as the next piece of a running hash this thread keeps. Messages from the pool arrive in the order they
+ * were sent, which keeps a running hash's pieces in order.
+ */
+type Message = { id: number } & (
+  | { type: 'digest'; buffer: SharedArrayBuffer; offset: number; length: number }
+  | { type: 'update'; stream: number; buffer: SharedArrayBuffer; offset: number; length: number }
+  | { type: 'end'; stream: number }
+  | { type: 'drop'; stream: number }
+);
+
+const running = new Map<number, Hash>();
+
+parentPort!.on('message', (m: Message) => {
   try {
-    const md5 = createHash('md5').update(new Uint8Array(m.buffer, m.offset, m.length)).digest();
-    parentPort!.postMessage({ id: m.id, md5 });
+    if (m.type === 'digest') {
+      parentPort!.postMessage({ id: m.id, md5: createHash('md5').update(new Uint8Array(m.buffer, m.offset, m.length)).digest() });
+    } else if (m.type === 'update') {
+      let hash = running.get(m.stream);
+      if (!hash) running.set(m.stream, (hash = createHash('md5')));
+      hash.update(new Uint8Array(m.buffer, m.offset, m.length));
+      parentPort!.postMessage({ id: m.id });
+    } else if (m.type === 'end') {
+      const md5 = (running.get(m.stream) ?? createHash('md5')).digest();
+      running.delete(m.stream);
+      parentPort!.postMessage({ id: m.id, md5 });
+    } else {
+      running.delete(m.stream);
+    }
   } catch (err) {
     parentPort!.postMessage({ id: m.id, error: (err as Error).message });
   }

@@ -3,14 +3,18 @@ import { availableParallelism } from 'node:os';
 import { Worker } from 'node:worker_threads';
 
 /**
- * MD5s of bodies (single PUTs, parts) on worker threads, so the main thread is free to read, sign and send: on a
- * drive of mid-sized files MD5 was a fifth of the main thread's time, and the main thread is what limits a load.
+ * MD5s on a fixed set of worker threads, so the main thread is free to read, sign and send: on a drive of
+ * mid-sized files MD5 was a fifth of the main thread's time, and the main thread is what limits a load. Two kinds
+ * of work: the MD5 of one body (a single PUT, a part), and the running MD5 of a whole multipart file, which one
+ * thread owns from start to end so its parts are hashed in order. One set of threads for both: a thread per
+ * multipart file cost a thread's start-up each time and memory that grew with the number of files.
+ *
  * A body must live in a SharedArrayBuffer (no copy to the worker); one that does not, or a small one (messaging
  * would cost more than hashing), is hashed right here.
  */
 export class Md5Pool {
-  private readonly workers: Array<{ worker: Worker; busy: number }> = [];
-  private readonly waiting = new Map<number, { resolve: (md5: Buffer) => void; reject: (err: Error) => void; worker: number }>();
+  private readonly workers: Slot[] = [];
+  private readonly waiting = new Map<number, { resolve: (md5: Buffer | undefined) => void; reject: (err: Error) => void; worker: number }>();
   private nextId = 1;
 
   constructor(private readonly size = Math.max(1, Math.min(4, availableParallelism()))) {}
@@ -20,29 +24,53 @@ export class Md5Pool {
     if (body.length < POOL_MIN_BYTES || !(body.buffer instanceof SharedArrayBuffer)) {
       return Promise.resolve(createHash('md5').update(body).digest());
     }
-    const index = this.leastBusy();
-    const slot = this.workers[index]!;
-    const id = this.nextId++;
-    // An idle pool never keeps the process alive; a busy one must, or a process waiting only for a hash would end.
-    if (slot.busy++ === 0) slot.worker.ref();
-    return new Promise((resolve, reject) => {
-      this.waiting.set(id, { resolve, reject, worker: index });
-      slot.worker.postMessage({ id, buffer: body.buffer, offset: body.byteOffset, length: body.length });
-    });
+    return this.ask(this.leastBusy(), { type: 'digest', ...shared(body) }) as Promise<Buffer>;
+  }
+
+  /** A running MD5, fed bodies in order, kept on one thread. */
+  running(): RunningMd5 {
+    const worker = this.leastBusy();
+    const stream = this.nextId++;
+    const slot = this.workers[worker]!;
+    slot.streams++;
+    let closed = false;
+    return {
+      update: (body) => this.ask(worker, { type: 'update', stream, ...shared(body) }).then(() => undefined),
+      digest: async () => (await this.ask(worker, { type: 'end', stream }))!.toString('hex'),
+      close: () => {
+        if (closed) return;
+        closed = true;
+        slot.streams--;
+        slot.worker.postMessage({ id: 0, type: 'drop', stream });
+      },
+    };
   }
 
   async close(): Promise<void> {
     await Promise.all(this.workers.splice(0).map((w) => w.worker.terminate()));
   }
 
+  private ask(index: number, message: Record<string, unknown>): Promise<Buffer | undefined> {
+    const slot = this.workers[index]!;
+    const id = this.nextId++;
+    // An idle pool never keeps the process alive; a busy one must, or a process waiting only for a hash would end.
+    if (slot.busy++ === 0) slot.worker.ref();
+    return new Promise((resolve, reject) => {
+      this.waiting.set(id, { resolve, reject, worker: index });
+      slot.worker.postMessage({ id, ...message });
+    });
+  }
+
+  /** The thread with the least work queued; a running hash counts as much as a queued body. */
   private leastBusy(): number {
-    if (this.workers.length < this.size && this.workers.every((w) => w.busy > 0)) this.workers.push(this.spawn(this.workers.length));
+    const load = (w: Slot) => w.busy + w.streams;
+    if (this.workers.length < this.size && this.workers.every((w) => load(w) > 0)) this.workers.push(this.spawn(this.workers.length));
     let best = 0;
-    for (let i = 1; i < this.workers.length; i++) if (this.workers[i]!.busy < this.workers[best]!.busy) best = i;
+    for (let i = 1; i < this.workers.length; i++) if (load(this.workers[i]!) < load(this.workers[best]!)) best = i;
     return best;
   }
 
-  private spawn(index: number): { worker: Worker; busy: number } {
+  private spawn(index: number): Slot {
     const worker = new Worker(new URL('./md5-pool-worker.js', import.meta.url));
     worker.unref();
     worker.on('message', (m: { id: number; md5?: Uint8Array; error?: string }) => {
@@ -51,8 +79,8 @@ export class Md5Pool {
       this.waiting.delete(m.id);
       const slot = this.workers[index]!;
       if (--slot.busy === 0) slot.worker.unref();
-      if (m.md5) w.resolve(Buffer.from(m.md5));
-      else w.reject(new Error(`MD5 worker: ${m.error}`));
+      if (m.error !== undefined) w.reject(new Error(`MD5 worker: ${m.error}`));
+      else w.resolve(m.md5 && Buffer.from(m.md5));
     });
     worker.on('error', (err) => {
       for (const [id, w] of this.waiting) {
@@ -62,9 +90,29 @@ export class Md5Pool {
         w.reject(err);
       }
     });
-    return { worker, busy: 0 };
+    return { worker, busy: 0, streams: 0 };
   }
 }
+
+/** The MD5 of a sequence of bodies (a multipart file's parts), computed as they come. */
+export interface RunningMd5 {
+  /** Takes in the next body; resolves once it is hashed (the body's memory may then be reused). */
+  update(body: Buffer): Promise<void>;
+  /** The hex MD5 of everything taken in; the hash ends. */
+  digest(): Promise<string>;
+  /** Lets go of the hash (after `digest`, or when the file is given up). */
+  close(): void;
+}
+
+interface Slot {
+  worker: Worker;
+  /** requests sent and not answered */
+  busy: number;
+  /** running hashes this thread owns */
+  streams: number;
+}
+
+const shared = (body: Buffer) => ({ buffer: body.buffer, offset: body.byteOffset, length: body.length });
 
 /** Bodies smaller than this are hashed on the calling thread. */
 const POOL_MIN_BYTES = 256 * 1024;

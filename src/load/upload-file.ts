@@ -10,8 +10,8 @@ import type { Journal } from './journal.js';
 import type { ObjectHeaders, ObjectWriter } from './objects.js';
 import { partSizeFor } from './part-size.js';
 import { DeviceReadError, FileChangedError, hasBytesAfter, openSource, type Source } from './read.js';
-import type { Md5Pool } from './md5-pool.js';
-import { WholeFileMd5 } from './whole-file-md5.js';
+import type { Md5Pool, RunningMd5 } from './md5-pool.js';
+import type { PartRecord } from './journal.js';
 
 /** A regular file of the device on its way to S3. */
 export interface FileToUpload {
@@ -57,8 +57,9 @@ const isBadDigest = (err: unknown) => err instanceof S3Refused && (err.code === 
 /**
  * Uploads one file, reading it once: every body's Content-MD5 and the whole file's MD5 come from that read.
  * Below the multipart threshold the file is one body and one hash; above it, parts go up concurrently as the
- * memory budget allows, and the whole-file MD5 (hash-wasm, whose state can be saved) is journaled with each
- * acknowledged part so a restarted load continues after the last part S3 holds.
+ * memory budget allows, while the whole-file MD5 runs over the same buffers on a hash thread. A restarted load
+ * continues after the last part S3 holds; the whole-file MD5 of what was sent is rebuilt by reading that part of
+ * the file again (locally: nothing is uploaded twice).
  */
 export class FileUploader {
   constructor(private readonly ctx: UploadContext) {}
@@ -77,8 +78,8 @@ export class FileUploader {
     try {
       if (opened.size < this.ctx.settings.multipartThreshold) return await this.single(f, opened, known);
       known.content = await this.sniff(f, opened);
-      // Few multipart files at once: one can already fill the memory budget with its parts, and each has a hash
-      // thread of its own (on a drive of many large files, one per open file took the station past 1 GiB).
+      // Few multipart files at once: one can already fill the memory budget with its parts, and a file waiting
+      // for memory holds its journal entry and S3 upload open for nothing.
       const slot = await this.ctx.multipartFiles.take(1);
       try {
         return await this.multipart(f, opened, known.content);
@@ -146,19 +147,18 @@ export class FileUploader {
     const { writer, journal } = this.ctx;
     const partSize = partSizeFor(o.size, this.ctx.settings.partSize);
     const count = Math.ceil(o.size / partSize);
-    const partMd5s: Buffer[] = [];
-    const etags: string[] = [];
 
-    const resumed = await this.resume(f, o, partSize, count, partMd5s, etags);
+    const resumed = await this.resume(f, o, partSize, count);
     const uploadId = resumed?.uploadId ?? (await writer.create(f.key, this.headers(content, o.mtimeMs)));
     if (!resumed) journal.startUpload(f.path, f.seq, writer.bucket, { uploadId, key: f.key, partSize, size: o.size, mtimeMs: o.mtimeMs });
-    const first = resumed?.nextPart ?? 1;
-    // The whole-file MD5 runs in a worker thread, beside this thread's MD5 of each part.
-    const whole = await WholeFileMd5.start(resumed?.md5State);
+    // The whole-file MD5 runs on a hash thread, beside the MD5 of each part on another.
+    const whole = resumed?.whole ?? this.ctx.md5.running();
     try {
-      return await this.sendParts(f, o, content, { uploadId, partSize, count, first, partMd5s, etags, whole });
+      const partMd5s = resumed?.partMd5s ?? [];
+      const etags = resumed?.etags ?? [];
+      return await this.sendParts(f, o, content, { uploadId, partSize, count, first: partMd5s.length + 1, partMd5s, etags, whole });
     } finally {
-      await whole.close();
+      whole.close();
     }
   }
 
@@ -166,7 +166,7 @@ export class FileUploader {
     f: FileToUpload,
     o: Source,
     content: ContentHeaders,
-    u: { uploadId: string; partSize: number; count: number; first: number; partMd5s: Buffer[]; etags: string[]; whole: WholeFileMd5 },
+    u: { uploadId: string; partSize: number; count: number; first: number; partMd5s: Buffer[]; etags: string[]; whole: RunningMd5 },
   ): Promise<UploadResult> {
     const { writer, journal } = this.ctx;
     const { uploadId, partSize, count, partMd5s, etags, whole } = u;
@@ -188,15 +188,15 @@ export class FileUploader {
         failure = err;
         break;
       }
-      const hashed = whole.part(n, body);
+      const hashed = whole.update(body);
       const sent = this.ctx.md5
         .digest(body)
         .then(async (md5) => {
           partMd5s[n - 1] = md5;
           const etag = await this.sendPart(f, o, uploadId, n, body, md5, offset);
           etags[n - 1] = etag;
-          // Journaled only once S3 holds the part and the whole-file hash has taken it in.
-          journal.recordPart(f.path, { partNumber: n, size: length, md5: md5.toString('hex'), etag, md5State: await hashed });
+          // Journaled only once S3 holds the part.
+          journal.recordPart(f.path, { partNumber: n, size: length, md5: md5.toString('hex'), etag });
           this.ctx.onBytes(length);
         })
         .catch((err: unknown) => {
@@ -254,37 +254,73 @@ export class FileUploader {
 
   /**
    * Continues a multipart upload an earlier run of this job started, after the last part that both the journal
-   * and S3 (ListParts) hold. A file that changed since, or an upload S3 no longer knows, starts again.
+   * and S3 (ListParts) hold. The whole-file MD5 of those parts is rebuilt by reading them again, and each part
+   * read must have the MD5 S3 holds for it. A file that changed since, or an upload S3 no longer knows, starts
+   * again.
    */
   private async resume(
     f: FileToUpload,
     o: Source,
     partSize: number,
     count: number,
-    partMd5s: Buffer[],
-    etags: string[],
-  ): Promise<{ uploadId: string; nextPart: number; md5State?: Uint8Array } | undefined> {
+  ): Promise<{ uploadId: string; partMd5s: Buffer[]; etags: string[]; whole: RunningMd5 } | undefined> {
     const prior = this.ctx.journal.uploadOf(f.path);
     if (!prior) return undefined;
     const same = prior.size === o.size && prior.mtimeMs === o.mtimeMs && prior.key === f.key && prior.partSize === partSize;
     const held = same ? await this.ctx.writer.listParts(f.key, prior.uploadId) : undefined;
-    if (!held) {
-      this.ctx.log.info({ file: f.text, reason: same ? 'S3 no longer has the upload' : 'the file changed' }, 'starting the upload again');
+    const sent: PartRecord[] = [];
+    if (held) {
+      // Parts are acknowledged out of order: the upload continues after the unbroken run from part 1.
+      for (const part of this.ctx.journal.parts(f.path)) {
+        if (part.partNumber !== sent.length + 1 || part.partNumber > count || held.get(part.partNumber)?.etag !== part.etag) break;
+        sent.push(part);
+      }
+    }
+    const whole = held && (await this.rehash(f, o, partSize, sent));
+    if (!whole) {
+      const reason = !same ? 'the file changed' : !held ? 'S3 no longer has the upload' : 'the part of the file already sent reads differently now';
+      this.ctx.log.info({ file: f.text, reason }, 'starting the upload again');
       await this.drop(f, prior.uploadId);
       return undefined;
     }
-    let md5State: Uint8Array | undefined;
-    for (const part of this.ctx.journal.parts(f.path)) {
-      const s3 = held.get(part.partNumber);
-      if (part.partNumber !== partMd5s.length + 1 || !part.md5State || !s3 || s3.etag !== part.etag || part.partNumber > count) break;
-      partMd5s.push(Buffer.from(part.md5, 'hex'));
-      etags.push(part.etag);
-      md5State = part.md5State;
+    this.ctx.onBytes(sent.length * partSize);
+    this.ctx.log.info({ file: f.text, uploadId: prior.uploadId, partsHeld: sent.length, of: count }, 'resuming a multipart upload');
+    return { uploadId: prior.uploadId, partMd5s: sent.map((p) => Buffer.from(p.md5, 'hex')), etags: sent.map((p) => p.etag), whole };
+  }
+
+  /**
+   * Reads the parts already sent again, in order, into a fresh whole-file MD5; a part is hashed while the next
+   * one is read. Undefined, and the hash let go, when a part's MD5 is not the one S3 holds.
+   */
+  private async rehash(f: FileToUpload, o: Source, partSize: number, sent: PartRecord[]): Promise<RunningMd5 | undefined> {
+    const whole = this.ctx.md5.running();
+    const checks: Array<Promise<boolean>> = [];
+    let same = true;
+    let kept = false;
+    try {
+      for (const part of sent) {
+        if (checks.length >= 2) same = (await checks.shift()!) && same;
+        if (!same) break;
+        const lease = await this.ctx.memory.take(part.size);
+        try {
+          await this.readExact(f, o, lease.buffer, part.size, (part.partNumber - 1) * partSize);
+        } catch (err) {
+          lease.give();
+          throw err;
+        }
+        // Read one after another, so the whole-file hash takes the parts in order.
+        const check = Promise.all([this.ctx.md5.digest(lease.buffer), whole.update(lease.buffer)]);
+        checks.push(check.then(([md5]) => md5.toString('hex') === part.md5).finally(() => lease.give()));
+      }
+      while (checks.length > 0) same = (await checks.shift()!) && same;
+      kept = same;
+      return same ? whole : undefined;
+    } finally {
+      if (!kept) {
+        await Promise.allSettled(checks);
+        whole.close();
+      }
     }
-    const done = partMd5s.length;
-    this.ctx.onBytes(done * partSize);
-    this.ctx.log.info({ file: f.text, uploadId: prior.uploadId, partsHeld: done, of: count }, 'resuming a multipart upload');
-    return { uploadId: prior.uploadId, nextPart: done + 1, ...(md5State && { md5State }) };
   }
 
   private async sendPart(f: FileToUpload, o: Source, uploadId: string, n: number, body: Buffer, md5: Buffer, offset: number): Promise<string> {
