@@ -1,7 +1,4 @@
 import { Exit, StationError } from '../../errors.js';
-import { Daemon, socketPath } from '../../daemon/daemon.js';
-import { SystemdNotifier } from '../../daemon/notify.js';
-import { fetchStatus } from '../../daemon/status-server.js';
 import { makeLogger } from '../../log.js';
 import type { Command } from '../command.js';
 
@@ -17,6 +14,7 @@ export const daemonCommand: Command = {
   async run(ctx) {
     const config = ctx.config();
     const log = makeLogger(config.log.level, 1);
+    const [{ Daemon }, { SystemdNotifier }] = await Promise.all([import('../../daemon/daemon.js'), import('../../daemon/notify.js')]);
     const daemon = new Daemon(config, ctx.store(), log, new SystemdNotifier());
     const stopped = new Promise<void>((resolve) => {
       const stop = (signal: string) => {
@@ -37,6 +35,7 @@ export const statusCommand: Command = {
   usage: '',
   positionals: [],
   async run(ctx) {
+    const [{ socketPath }, { fetchStatus }] = await Promise.all([import('../../daemon/daemon.js'), import('../../daemon/status-server.js')]);
     const path = socketPath(ctx.config());
     let status: StatusDoc;
     try {

@@ -1,7 +1,6 @@
 import { writeFileSync } from 'node:fs';
 import { describe, usageError } from '../../errors.js';
 import type { Manifest } from '../../manifest/types.js';
-import { checkBucketExists, makeS3Client } from '../../s3/client.js';
 import { sign, signatureFileText } from '../../signature.js';
 import type { Command, Context } from '../command.js';
 import { readManifest } from '../input.js';
@@ -17,6 +16,7 @@ async function checkBuckets(ctx: Context, manifest: Manifest): Promise<void> {
     process.stderr.write('warning: no S3 connection configured; buckets not checked\n');
     return;
   }
+  const { checkBucketExists, makeS3Client } = await import('../../s3/client.js');
   const client = makeS3Client(s3, 2);
   try {
     for (const bucket of new Set([manifest.bucket, manifest.logBucket])) await checkBucketExists(client, bucket);

@@ -1,7 +1,6 @@
 import { Exit, StationError } from '../../errors.js';
 import { makeLogger } from '../../log.js';
 import { Outbox, type OutboxMessage } from '../../mail/outbox.js';
-import { MailSender } from '../../mail/sender.js';
 import type { Command } from '../command.js';
 
 const list: Command = {
@@ -35,6 +34,7 @@ const send: Command = {
     const config = ctx.config();
     if (!config.mail) throw new StationError('MailOff', 'notification e-mail is off: the config has no mail section', Exit.usage);
     const log = makeLogger(config.log.level);
+    const { MailSender } = await import('../../mail/sender.js');
     const sender = new MailSender(ctx.store().db, config.mail, log, ctx.env);
     const result = await sender.sendDue();
     await sender.stop();
