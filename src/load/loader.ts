@@ -10,7 +10,7 @@ import type { Db } from '../jobs/db.js';
 import type { Job, JobStore } from '../jobs/store.js';
 import type { Manifest } from '../manifest/types.js';
 import type { LoadMetrics } from '../metrics.js';
-import type { DirectPut } from '../s3/direct-put.js';
+import type { PutThread } from '../s3/put-thread.js';
 import { describe } from '../errors.js';
 import { S3Refused, S3Unreachable } from '../s3/errors.js';
 import { admit } from './admit.js';
@@ -34,8 +34,8 @@ export interface Station {
   journalDb: Db;
   config: Config;
   client: S3Client;
-  /** single PUTs without the SDK's pipeline (s3.directPut) */
-  directPut?: DirectPut;
+  /** single PUTs without the SDK's pipeline (s3.directPut), sent from a thread of their own */
+  directPut?: PutThread;
   limit: LimitFunction;
   memory: BodyMemory;
   md5: Md5Pool;

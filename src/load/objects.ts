@@ -10,7 +10,7 @@ import {
   type S3Client,
 } from '@aws-sdk/client-s3';
 import type { LimitFunction } from 'p-limit';
-import type { DirectPut } from '../s3/direct-put.js';
+import type { PutThread } from '../s3/put-thread.js';
 import { S3Refused, classifyS3Error } from '../s3/errors.js';
 
 /** Headers every object of a job gets, from the manifest, plus its content headers. */
@@ -40,7 +40,7 @@ export class ObjectWriter {
     private readonly client: S3Client,
     readonly bucket: string,
     private readonly limit: LimitFunction,
-    private readonly direct?: DirectPut,
+    private readonly direct?: PutThread,
     /** told how long each call took, for the metrics (src/metrics.ts) */
     private readonly onRequest?: (operation: string, seconds: number, ok: boolean) => void,
   ) {}

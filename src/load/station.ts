@@ -5,7 +5,7 @@ import { openDb } from '../jobs/db.js';
 import type { JobStore } from '../jobs/store.js';
 import type { LoadMetrics } from '../metrics.js';
 import { makeS3Client } from '../s3/client.js';
-import { DirectPut } from '../s3/direct-put.js';
+import { PutThread } from '../s3/put-thread.js';
 import { Budget } from './budget.js';
 import { BodyMemory } from './buffers.js';
 import type { Station } from './loader.js';
@@ -24,7 +24,7 @@ export function openStation(store: JobStore, config: Config, log: Logger, metric
     journalDb: openDb(store.dataDir, 'crash-safe'),
     config,
     client,
-    ...(config.s3.directPut && config.s3.unsignedPayload && { directPut: new DirectPut(client, config.s3, maxAttempts, maxRequests + 4) }),
+    ...(config.s3.directPut && config.s3.unsignedPayload && { directPut: new PutThread(client, config.s3, maxAttempts, maxRequests + 4) }),
     limit: pLimit(maxRequests),
     memory: new BodyMemory(memoryBytes),
     md5: new Md5Pool(),
@@ -38,7 +38,7 @@ export function openStation(store: JobStore, config: Config, log: Logger, metric
 /** Lets go of what `openStation` holds: connections, threads, the journal's database connection. */
 export async function closeStation(station: Station): Promise<void> {
   station.client.destroy();
-  station.directPut?.destroy();
+  await station.directPut?.destroy();
   await station.md5.close();
   station.journalDb.close();
 }

@@ -2,8 +2,7 @@ import { createHash, createHmac, type Hash, type Hmac } from 'node:crypto';
 import { Agent as HttpAgent, request as httpRequest, type IncomingMessage } from 'node:http';
 import { Agent as HttpsAgent, request as httpsRequest } from 'node:https';
 import { setTimeout as sleep } from 'node:timers/promises';
-import type { S3Client } from '@aws-sdk/client-s3';
-import { SignatureV4 } from '@smithy/signature-v4';
+import { SignatureV4, type SignatureV4Init } from '@smithy/signature-v4';
 import type { S3Settings } from '../config.js';
 import { S3Refused, S3Unreachable } from './errors.js';
 
@@ -21,13 +20,13 @@ export class DirectPut {
   private readonly virtualHost: boolean;
 
   constructor(
-    client: S3Client,
+    credentials: SignatureV4Init['credentials'],
     private readonly s3: S3Settings,
     private readonly maxAttempts: number,
     maxSockets: number,
   ) {
     this.signer = new SignatureV4({
-      credentials: client.config.credentials,
+      credentials,
       region: s3.region,
       service: 's3',
       sha256: Sha256,

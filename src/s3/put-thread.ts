@@ -1,0 +1,73 @@
+import { Worker } from 'node:worker_threads';
+import type { S3Client } from '@aws-sdk/client-s3';
+import type { S3Settings } from '../config.js';
+import { S3Refused, S3Unreachable } from './errors.js';
+
+/** What goes back from the thread when a PUT failed: enough to raise the same error here. */
+export type PutFailure = { kind: 'refused'; status: number; code: string; message: string } | { kind: 'unreachable' | 'error'; message: string };
+
+/**
+ * Single PUTs (`DirectPut`) sent from a thread of their own. On a drive of small files one thread was the limit
+ * of a load: per file it read, hashed, journaled, and also signed, sent and parsed the answer, while the second
+ * core had room. Here the main thread reads and hashes the next files while this thread signs and sends; a body
+ * stays in the station's shared memory (no copy) until its answer is back.
+ *
+ * The thread signs with credentials it asks this side for (the SDK's provider chain lives here, and refreshes
+ * expiring ones); failures come back classified as `S3Refused` / `S3Unreachable`, after DirectPut's retries.
+ */
+export class PutThread {
+  private readonly worker: Worker;
+  private readonly waiting = new Map<number, { resolve: (etag: string) => void; reject: (err: Error) => void }>();
+  private nextId = 1;
+
+  constructor(client: S3Client, s3: S3Settings, maxAttempts: number, maxSockets: number) {
+    this.worker = new Worker(new URL('./put-thread-worker.js', import.meta.url), { workerData: { s3, maxAttempts, maxSockets } });
+    this.worker.unref();
+    this.worker.on('message', (m: { type: 'credentials' } | { id: number; etag?: string; failure?: PutFailure }) => {
+      if ('type' in m) {
+        client.config.credentials().then(
+          (identity) => this.worker.postMessage({ type: 'credentials', identity }),
+          (err: Error) => this.worker.postMessage({ type: 'credentials', failure: err.message }),
+        );
+        return;
+      }
+      const w = this.waiting.get(m.id);
+      if (!w) return;
+      this.settled(m.id);
+      if (m.failure) w.reject(asError(m.failure));
+      else w.resolve(m.etag ?? '');
+    });
+    this.worker.on('error', (err) => {
+      for (const [id, w] of this.waiting) {
+        this.settled(id);
+        w.reject(new Error(`PUT thread: ${err.message}`));
+      }
+    });
+  }
+
+  /** PUTs one object; returns its ETag (lower-case hex, no quotes). `body` must not change until then. */
+  put(bucket: string, key: string, body: Buffer, md5: Buffer, headers: Record<string, string>): Promise<string> {
+    const id = this.nextId++;
+    // A thread with requests in flight keeps the process alive; an idle one does not.
+    if (this.waiting.size === 0) this.worker.ref();
+    return new Promise((resolve, reject) => {
+      this.waiting.set(id, { resolve, reject });
+      this.worker.postMessage({ id, bucket, key, buffer: body.buffer, offset: body.byteOffset, length: body.length, md5, headers });
+    });
+  }
+
+  async destroy(): Promise<void> {
+    await this.worker.terminate();
+  }
+
+  private settled(id: number): void {
+    this.waiting.delete(id);
+    if (this.waiting.size === 0) this.worker.unref();
+  }
+}
+
+function asError(f: PutFailure): Error {
+  if (f.kind === 'refused') return new S3Refused(f.status, f.code, f.message);
+  if (f.kind === 'unreachable') return new S3Unreachable(f.message);
+  return new Error(`PUT thread: ${f.message}`);
+}
