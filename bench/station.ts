@@ -92,7 +92,9 @@ const SECRET_KEY = 'wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY';
 function prepareStation(tree: string, endpoint: string, ctx: StationContext, env: Record<string, string>): StationCommand {
   const main = path.join(ctx.repoRoot, 'dist', 'cli', 'main.js');
   const config = path.join(ctx.workDir, 'config.yaml');
-  fs.writeFileSync(config, `dataDir: ${path.join(ctx.workDir, 'data')}\ns3:\n  endpoint: ${endpoint}\n`);
+  // BENCH_STATION_CONFIG: more of the station's config (YAML, e.g. "upload:\n  memory: 192 MiB"), to bench a setting.
+  const extra = process.env.BENCH_STATION_CONFIG ?? '';
+  fs.writeFileSync(config, `dataDir: ${path.join(ctx.workDir, 'data')}\ns3:\n  endpoint: ${endpoint}\n${extra}${extra.endsWith('\n') || !extra ? '' : '\n'}`);
   const stationEnv = { ...env, STATION_CONFIG: config, STATION_LOG_LEVEL: 'warn' };
   const station = (args: string[], input = '') => {
     const r = spawnSync(process.execPath, [main, ...args], { env: { ...process.env, ...stationEnv }, input, encoding: 'utf8' });

@@ -134,8 +134,9 @@ export function loadConfig(sources: ConfigSources): Config {
     partSize: (values['upload.partSize'] as number) ?? 16 * MiB,
     maxAttempts: (values['upload.maxAttempts'] as number) ?? 5,
   };
-  if (upload.partSize > upload.memoryBytes) {
-    throw configError(`${file}: upload.partSize (${upload.partSize}) is larger than upload.memory (${upload.memoryBytes})`);
+  // An eighth of the memory is kept for small files (load/buffers.ts); a part must fit in the rest.
+  if (upload.partSize > (upload.memoryBytes / 8) * 7) {
+    throw configError(`${file}: upload.partSize (${upload.partSize}) is larger than 7/8 of upload.memory (${upload.memoryBytes}), what parts may use`);
   }
   if (upload.multipartThreshold > 5 * GiB) {
     throw configError(`${file}: upload.multipartThreshold is over 5 GiB, the largest single PUT S3 takes`);

@@ -55,6 +55,7 @@ test('unknown keys and bad values are refused with the key named, exit 2 from th
     ['upload:\n  maxRequests: 0\n', /upload\.maxRequests: expected a whole number from 1/],
     ['upload:\n  memory: lots\n', /upload\.memory: expected a size/],
     ['upload:\n  partSize: 1 MiB\n', /upload\.partSize: expected a size from 5 MiB/],
+    ['upload:\n  memory: 16 MiB\n  partSize: 15 MiB\n', /upload\.partSize \(15728640\) is larger than 7\/8 of upload\.memory/],
     ['s3:\n  forcePathStyle: maybe\n', /s3\.forcePathStyle: expected true or false/],
     ['s3:\n  endpoint: ftp://example.com\n', /not an http\(s\) URL/],
     ['s3: [1, 2]\n', /s3: expected a mapping/],

@@ -43,36 +43,39 @@ test('the memory budget holds back readers in order and lets a body larger than 
   assert.equal(budget.peak, 500);
 });
 
-test('body memory lends pieces of one shared block, in order, joins what comes back, and lets an oversize body go alone', async () => {
+test('body memory lends pieces of one shared block, in order, joins what comes back, keeps a share for small bodies, and lets an oversize body go alone', async () => {
+  // 4 MiB: an eighth (512 KiB) for bodies up to 64 KiB, 3.5 MiB for the rest
   const memory = new BodyMemory(4 * MiB);
   const a = await memory.take(MiB + 1);
   assert.equal(a.buffer.length, MiB + 1);
   assert.ok(a.buffer.buffer instanceof SharedArrayBuffer, 'a worker thread can read it without a copy');
   const b = await memory.take(MiB);
   const c = await memory.take(MiB);
-  assert.ok(a.buffer.buffer === b.buffer.buffer && b.buffer.buffer === c.buffer.buffer, 'every body is a piece of the one block');
-  const ranges = [a, b, c].map((x) => [x.buffer.byteOffset, x.buffer.byteOffset + x.buffer.length] as const).sort((x, y) => x[0] - y[0]);
-  for (let i = 1; i < ranges.length; i++) assert.ok(ranges[i]![0] >= ranges[i - 1]![1], 'pieces do not overlap');
-  // 1 MiB + 4 KiB (a's page-rounded size) + 2 MiB lent: a 1.5 MiB body waits, and so does a small one behind it
+  // 1 MiB + 4 KiB (a's page-rounded size) + 2 MiB lent: a 1.5 MiB body waits, and so does a 100 KiB one behind it
   const order: string[] = [];
   const d = memory.take(1.5 * MiB).then((x) => (order.push('d'), x));
-  const e = memory.take(1000).then((x) => (order.push('e'), x));
+  const f = memory.take(100 * 1024).then((x) => (order.push('f'), x));
+  // ... but not a small body (a small file): it has its own share
+  const e = await memory.take(1000);
+  assert.equal(e.buffer.length, 1000);
+  const pieces = [a, b, c, e];
+  assert.ok(pieces.every((x) => x.buffer.buffer === a.buffer.buffer), 'every body is a piece of the one block');
+  const ranges = pieces.map((x) => [x.buffer.byteOffset, x.buffer.byteOffset + x.buffer.length] as const).sort((x, y) => x[0] - y[0]);
+  for (let i = 1; i < ranges.length; i++) assert.ok(ranges[i]![0] >= ranges[i - 1]![1], 'pieces do not overlap');
   await new Promise((r) => setImmediate(r));
-  assert.deepEqual(order, [], 'the big one waits for room, the small one waits behind it');
+  assert.deepEqual(order, [], 'the big one waits for room, the 100 KiB one waits behind it');
   b.give();
   b.give(); // a second give does nothing
   await new Promise((r) => setImmediate(r));
   assert.deepEqual(order, [], 'b alone leaves no 1.5 MiB in one piece (c sits between b and the free end)');
   c.give();
-  const [ld, le] = await Promise.all([d, e]);
-  assert.deepEqual(order, ['d', 'e'], 'b, c and the free end joined: room for d, then e');
+  const [ld, lf] = await Promise.all([d, f]);
+  assert.deepEqual(order, ['d', 'f'], 'b, c and the free end joined: room for d, then f');
   assert.ok(memory.peak <= 4 * MiB, `peak ${memory.peak}`);
-  a.give();
-  ld.give();
-  le.give();
+  for (const x of [a, ld, lf, e]) x.give();
   assert.equal(memory.inUse, 0);
-  const whole = await memory.take(4 * MiB);
-  assert.equal(whole.buffer.length, 4 * MiB, 'every piece came back and was joined: the whole block in one');
+  const whole = await memory.take(3.5 * MiB);
+  assert.ok(whole.buffer.buffer === a.buffer.buffer, 'every piece came back and was joined: the whole share in one');
   const huge = memory.take(10 * MiB);
   let hugeGot = false;
   void huge.then(() => (hugeGot = true));
