@@ -1,5 +1,4 @@
-import { createHash } from 'node:crypto';
-import { mkdirSync, openSync, closeSync, writeSync, fsyncSync, renameSync, readFileSync } from 'node:fs';
+import { mkdirSync, openSync, closeSync, writeSync, fsyncSync, renameSync, readSync, fstatSync } from 'node:fs';
 import { join } from 'node:path';
 import { csv, HEADER, type LogRow } from './format.js';
 
@@ -35,8 +34,23 @@ export function writeLocalLog(dataDir: string, jobId: string, rows: Iterable<Log
   return file;
 }
 
-/** The log's bytes and their MD5, for the upload. */
-export function readLog(file: string): { body: Buffer; md5: Buffer } {
-  const body = readFileSync(file);
-  return { body, md5: createHash('md5').update(body).digest() };
+/**
+ * Reads the log into memory lent by `take` (the station's body memory, so a log of a million rows does not add
+ * its size to the process on top of the budget); the caller gives the memory back.
+ */
+export async function readLogInto<T extends { buffer: Buffer }>(file: string, take: (size: number) => Promise<T>): Promise<T> {
+  const fd = openSync(file, 'r');
+  try {
+    const size = fstatSync(fd).size;
+    const body = await take(size);
+    let done = 0;
+    while (done < size) {
+      const n = readSync(fd, body.buffer, done, size - done, done);
+      if (n === 0) throw new Error(`${file} ended at ${done} bytes, not ${size}`);
+      done += n;
+    }
+    return body;
+  } finally {
+    closeSync(fd);
+  }
 }

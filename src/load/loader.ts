@@ -5,7 +5,7 @@ import type { Logger } from 'pino';
 import type { LimitFunction } from 'p-limit';
 import type { Config } from '../config.js';
 import type { LogRow } from '../importlog/format.js';
-import { logName, readLog, writeLocalLog } from '../importlog/writer.js';
+import { logName, readLogInto, writeLocalLog } from '../importlog/writer.js';
 import type { Db } from '../jobs/db.js';
 import type { Job, JobStore } from '../jobs/store.js';
 import type { Manifest } from '../manifest/types.js';
@@ -321,9 +321,14 @@ class Load {
     const logKey = this.manifest.logPrefix + logName(this.job.id);
     const errorCount = this.journal.errorCount();
     try {
-      const { body, md5 } = readLog(logFile);
-      const logWriter = new ObjectWriter(this.station.client, this.manifest.logBucket, this.station.limit, this.station.directPut, this.station.metrics?.request);
-      await logWriter.put(logKey, body, md5, { ContentType: 'text/csv; charset=utf-8' });
+      const body = await readLogInto(logFile, (size) => this.station.memory.take(size));
+      try {
+        const md5 = await this.station.md5.digest(body.buffer);
+        const logWriter = new ObjectWriter(this.station.client, this.manifest.logBucket, this.station.limit, this.station.directPut, this.station.metrics?.request);
+        await logWriter.put(logKey, body.buffer, md5, { ContentType: 'text/csv; charset=utf-8' });
+      } finally {
+        body.give();
+      }
     } catch (err) {
       if (err instanceof S3Unreachable || err instanceof S3Refused) {
         this.interrupt(`the import log could not be stored in ${this.manifest.logBucket}: ${err.message}`);
