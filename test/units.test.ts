@@ -1,6 +1,10 @@
 import assert from 'node:assert/strict';
+import { createHash } from 'node:crypto';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { S3Client } from '@aws-sdk/client-s3';
 import { test } from 'node:test';
 import { csv, logDate } from '../src/importlog/format.js';
+import { loadConfig } from '../src/config.js';
 import { Budget } from '../src/load/budget.js';
 import { BodyMemory } from '../src/load/buffers.js';
 import { MAX_PARTS, partSizeFor } from '../src/load/part-size.js';
@@ -103,4 +107,36 @@ test('progress says files and bytes of the total, the rate and an ETA', () => {
   p.addBytes(50 * MiB);
   assert.match(p.line(), /^2\/10 files {2}50\.0\/100\.0 MiB {2}[\d.]+ MiB\/s {2}ETA (\d+:\d\d|--:--)$/);
   assert.deepEqual(p.summary().slice(0, 3), ['files: 2', '  103 Ignored                1', '  200 OK                     1']);
+});
+
+/** The promise, or a failure of its own when it has not settled within 5 s (it would have waited forever). */
+const soon = <T>(p: Promise<T>) => Promise.race([p, sleep(5000).then(() => Promise.reject(new Error('still waiting after 5 s')))]);
+
+// Classes that start worker threads run from the build (dist/): a thread's file is the compiled .js beside them.
+const built = async <T>(path: string): Promise<T> => (await import(new URL(`../dist/${path}`, import.meta.url).href)) as T;
+
+test('a hash thread that ends fails what was asked of it, and its running hashes, instead of leaving them waiting', async () => {
+  const { Md5Pool } = await built<typeof import('../src/load/md5-pool.js')>('load/md5-pool.js');
+  const pool = new Md5Pool(1);
+  const body = Buffer.from(new SharedArrayBuffer(MiB)).fill(7);
+  const running = pool.running();
+  await running.update(body);
+  assert.equal((await pool.digest(body)).toString('hex'), createHash('md5').update(body).digest('hex'));
+  await pool.close();
+  await assert.rejects(soon(running.update(body)), /MD5 worker ended/);
+  await assert.rejects(soon(running.digest()), /MD5 worker ended/);
+  // New work goes to a fresh thread.
+  assert.equal((await pool.digest(body)).toString('hex'), createHash('md5').update(body).digest('hex'));
+  await pool.close();
+});
+
+test('a PUT thread that has ended fails every PUT at once instead of leaving it waiting', async () => {
+  const client = new S3Client({ region: 'us-east-1', credentials: { accessKeyId: 'AKIDTEST', secretAccessKey: 'not-used' } });
+  const settings = loadConfig({ env: {} }).s3;
+  const { PutThread } = await built<typeof import('../src/s3/put-thread.js')>('s3/put-thread.js');
+  const thread = new PutThread(client, settings, 1, 2);
+  await thread.destroy();
+  const md5 = createHash('md5').update('x').digest();
+  await assert.rejects(soon(thread.put('bucket', 'key', Buffer.from('x'), md5, {})), /PUT thread ended/);
+  client.destroy();
 });

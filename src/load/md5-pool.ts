@@ -14,7 +14,7 @@ import { Worker } from 'node:worker_threads';
  */
 export class Md5Pool {
   private readonly workers: Slot[] = [];
-  private readonly waiting = new Map<number, { resolve: (md5: Buffer | undefined) => void; reject: (err: Error) => void; worker: number }>();
+  private readonly waiting = new Map<number, { resolve: (md5: Buffer | undefined) => void; reject: (err: Error) => void; slot: Slot }>();
   private nextId = 1;
 
   constructor(private readonly size = Math.max(1, Math.min(4, availableParallelism()))) {}
@@ -29,14 +29,13 @@ export class Md5Pool {
 
   /** A running MD5, fed bodies in order, kept on one thread. */
   running(): RunningMd5 {
-    const worker = this.leastBusy();
+    const slot = this.leastBusy();
     const stream = this.nextId++;
-    const slot = this.workers[worker]!;
     slot.streams++;
     let closed = false;
     return {
-      update: (body) => this.ask(worker, { type: 'update', stream, ...shared(body) }).then(() => undefined),
-      digest: async () => (await this.ask(worker, { type: 'end', stream }))!.toString('hex'),
+      update: (body) => this.ask(slot, { type: 'update', stream, ...shared(body) }).then(() => undefined),
+      digest: async () => (await this.ask(slot, { type: 'end', stream }))!.toString('hex'),
       close: () => {
         if (closed) return;
         closed = true;
@@ -50,47 +49,55 @@ export class Md5Pool {
     await Promise.all(this.workers.splice(0).map((w) => w.worker.terminate()));
   }
 
-  private ask(index: number, message: Record<string, unknown>): Promise<Buffer | undefined> {
-    const slot = this.workers[index]!;
+  private ask(slot: Slot, message: Record<string, unknown>): Promise<Buffer | undefined> {
+    // A thread that died takes its running hashes with it: what was asked of it fails, and so does what is asked
+    // of it later (a running hash cannot move to another thread).
+    if (slot.ended) return Promise.reject(slot.ended);
     const id = this.nextId++;
     // An idle pool never keeps the process alive; a busy one must, or a process waiting only for a hash would end.
     if (slot.busy++ === 0) slot.worker.ref();
     return new Promise((resolve, reject) => {
-      this.waiting.set(id, { resolve, reject, worker: index });
+      this.waiting.set(id, { resolve, reject, slot });
       slot.worker.postMessage({ id, ...message });
     });
   }
 
-  /** The thread with the least work queued; a running hash counts as much as a queued body. */
-  private leastBusy(): number {
+  /** The live thread with the least work queued; a running hash counts as much as a queued body. */
+  private leastBusy(): Slot {
     const load = (w: Slot) => w.busy + w.streams;
-    if (this.workers.length < this.size && this.workers.every((w) => load(w) > 0)) this.workers.push(this.spawn(this.workers.length));
-    let best = 0;
-    for (let i = 1; i < this.workers.length; i++) if (load(this.workers[i]!) < load(this.workers[best]!)) best = i;
-    return best;
+    const live = this.workers.filter((w) => !w.ended);
+    if (live.length < this.size && live.every((w) => load(w) > 0)) {
+      const fresh = this.spawn();
+      this.workers.push(fresh);
+      return fresh;
+    }
+    return live.reduce((best, w) => (load(w) < load(best) ? w : best));
   }
 
-  private spawn(index: number): Slot {
+  private spawn(): Slot {
     const worker = new Worker(new URL('./md5-pool-worker.js', import.meta.url));
+    const slot: Slot = { worker, busy: 0, streams: 0 };
     worker.unref();
     worker.on('message', (m: { id: number; md5?: Uint8Array; error?: string }) => {
       const w = this.waiting.get(m.id);
       if (!w) return;
       this.waiting.delete(m.id);
-      const slot = this.workers[index]!;
-      if (--slot.busy === 0) slot.worker.unref();
+      if (--slot.busy === 0) worker.unref();
       if (m.error !== undefined) w.reject(new Error(`MD5 worker: ${m.error}`));
       else w.resolve(m.md5 && Buffer.from(m.md5));
     });
-    worker.on('error', (err) => {
+    const end = (why: Error) => {
+      slot.ended ??= why;
       for (const [id, w] of this.waiting) {
-        if (w.worker !== index) continue;
+        if (w.slot !== slot) continue;
         this.waiting.delete(id);
-        this.workers[index]!.busy--;
-        w.reject(err);
+        slot.busy--;
+        w.reject(slot.ended);
       }
-    });
-    return { worker, busy: 0, streams: 0 };
+    };
+    worker.on('error', (err) => end(new Error(`MD5 worker: ${err.message}`)));
+    worker.on('exit', (code) => end(new Error(`MD5 worker ended (exit code ${code})`)));
+    return slot;
   }
 }
 
@@ -110,6 +117,8 @@ interface Slot {
   busy: number;
   /** running hashes this thread owns */
   streams: number;
+  /** why the thread is gone */
+  ended?: Error;
 }
 
 const shared = (body: Buffer) => ({ buffer: body.buffer, offset: body.byteOffset, length: body.length });

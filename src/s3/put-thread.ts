@@ -19,6 +19,8 @@ export class PutThread {
   private readonly worker: Worker;
   private readonly waiting = new Map<number, { resolve: (etag: string) => void; reject: (err: Error) => void }>();
   private nextId = 1;
+  /** why the thread is gone (it failed, or was destroyed): every PUT after that fails at once instead of waiting */
+  private ended: Error | undefined;
 
   constructor(client: S3Client, s3: S3Settings, maxAttempts: number, maxSockets: number) {
     this.worker = new Worker(new URL('./put-thread-worker.js', import.meta.url), { workerData: { s3, maxAttempts, maxSockets } });
@@ -37,16 +39,21 @@ export class PutThread {
       if (m.failure) w.reject(asError(m.failure));
       else w.resolve(m.etag ?? '');
     });
-    this.worker.on('error', (err) => {
-      for (const [id, w] of this.waiting) {
-        this.settled(id);
-        w.reject(new Error(`PUT thread: ${err.message}`));
-      }
-    });
+    this.worker.on('error', (err) => this.end(new Error(`PUT thread: ${err.message}`)));
+    this.worker.on('exit', (code) => this.end(new Error(`PUT thread ended (exit code ${code})`)));
+  }
+
+  private end(why: Error): void {
+    this.ended ??= why;
+    for (const [id, w] of this.waiting) {
+      this.settled(id);
+      w.reject(this.ended);
+    }
   }
 
   /** PUTs one object; returns its ETag (lower-case hex, no quotes). `body` must not change until then. */
   put(bucket: string, key: string, body: Buffer, md5: Buffer, headers: Record<string, string>): Promise<string> {
+    if (this.ended) return Promise.reject(this.ended);
     const id = this.nextId++;
     // A thread with requests in flight keeps the process alive; an idle one does not.
     if (this.waiting.size === 0) this.worker.ref();
