@@ -10,7 +10,7 @@ import { mailCommands } from './commands/mail.js';
 import { signCommand } from './commands/sign.js';
 
 // Each command loads what only it needs (the daemon's watchers, mail, the S3 client) when it runs: every command
-// pays for what is imported here, and `station load` starts ~0.1 s sooner without the daemon's and mail's modules.
+// pays for what is imported here, and `station load` has no use for chokidar, drivelist, prom-client or nodemailer.
 const COMMANDS: Command[] = [...accountCommands, ...jobCommands, loadCommand, daemonCommand, statusCommand, ...mailCommands, signCommand];
 
 const COMMON_HELP = `options every command takes:
