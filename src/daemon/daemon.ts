@@ -20,7 +20,7 @@ import { Outbox } from '../mail/outbox.js';
 import { MailSender } from '../mail/sender.js';
 import { StationMetrics } from '../metrics.js';
 import { startScreen, type ScreenServer } from '../screen/server.js';
-import { describeDrive, driveJson, type DriveState } from './drive-state.js';
+import { describeDrive, driveJson, progressMoves, safeToUnplug, type DriveState } from './drive-state.js';
 import { eraseAfterLoad } from './erase-drive.js';
 import type { SystemdNotifier } from './notify.js';
 import { serveStatus } from './status-server.js';
@@ -160,7 +160,7 @@ export class Daemon {
     }
     const now = Date.now();
     for (const s of this.drives.values()) {
-      if ((s.stage !== 'loading' && s.stage !== 'erasing') || !s.progress) continue;
+      if (!progressMoves(s.stage) || !s.progress) continue;
       const moved = s.progress.doneBytes + s.progress.doneFiles;
       if (moved !== s.lastDoneBytes) {
         s.lastDoneBytes = moved;
@@ -196,7 +196,7 @@ export class Daemon {
       s.controller.abort('the drive was removed during its erase');
       return;
     }
-    if (s.stage === 'loading' || s.stage === 'verifying' || s.stage === 'mounting' || s.stage === 'waiting') {
+    if (!safeToUnplug(s.stage)) {
       this.log.warn({ drive: describeDrive(drive), jobId: s.jobId }, 'drive removed during its load: plug it back to resume');
       s.controller.abort('the drive was removed: plug it back to resume');
       this.move(s, 'removed', 'drive removed, plug it back to resume');

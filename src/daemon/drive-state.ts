@@ -32,6 +32,14 @@ export interface DriveState {
   task?: Promise<void>;
 }
 
+/** Stages in which the station is working on the drive: pulling it then loses that work (not safe to unplug). */
+const WORKING: ReadonlySet<DriveStage> = new Set(['waiting', 'mounting', 'verifying', 'loading', 'erasing']);
+/** Stages whose progress (files and bytes loaded, or bytes erased) moves, for the status and the watchdog. */
+const MOVING: ReadonlySet<DriveStage> = new Set(['loading', 'erasing']);
+
+export const safeToUnplug = (stage: DriveStage): boolean => !WORKING.has(stage);
+export const progressMoves = (stage: DriveStage): boolean => MOVING.has(stage);
+
 export function describeDrive(d: Drive): string {
   return d.kind === 'partition' ? d.device : d.kind === 'mount' ? `${d.path} (${d.device})` : d.path;
 }
@@ -47,7 +55,7 @@ export function driveJson(s: DriveState) {
     ...(s.jobId !== undefined && { jobId: s.jobId }),
     ...(s.root !== undefined && { root: s.root }),
     since: new Date(s.since).toISOString(),
-    ...(snap && (s.stage === 'loading' || s.stage === 'erasing') && { progress: snap }),
-    safeToUnplug: s.stage !== 'loading' && s.stage !== 'verifying' && s.stage !== 'mounting' && s.stage !== 'waiting' && s.stage !== 'erasing',
+    ...(snap && progressMoves(s.stage) && { progress: snap }),
+    safeToUnplug: safeToUnplug(s.stage),
   };
 }

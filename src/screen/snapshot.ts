@@ -1,5 +1,5 @@
 import { hostname } from 'node:os';
-import { describeDrive, driveJson, type DriveState } from '../daemon/drive-state.js';
+import { describeDrive, safeToUnplug, type DriveStage, type DriveState } from '../daemon/drive-state.js';
 import type { Job } from '../jobs/store.js';
 
 /**
@@ -51,12 +51,8 @@ export interface ScreenJob {
   updatedAt: string;
 }
 
-/**
- * The words and colour of each stage, by the stage's name. Keyed by string, not `DriveStage`: a stage added on
- * another branch (the erase stages below) gets its words here before the two meet, and a stage with none yet still
- * shows, by its name, in grey.
- */
-const STAGES: Record<string, { title: string; tone: Tone }> = {
+/** The words and colour of each stage: a stage added to `DriveStage` must get its words here (type-checked). */
+const STAGES: Record<DriveStage, { title: string; tone: Tone }> = {
   waiting: { title: 'Waiting', tone: 'wait' },
   mounting: { title: 'Mounting', tone: 'wait' },
   verifying: { title: 'Verifying SIGNATURE', tone: 'wait' },
@@ -81,7 +77,7 @@ export function screenSnapshot(drives: DriveState[], jobs: Array<{ job: Job; upd
 }
 
 function screenDrive(s: DriveState, showFileNames: boolean): ScreenDrive {
-  const words = STAGES[s.stage] ?? { title: s.stage, tone: 'idle' as const };
+  const words = STAGES[s.stage];
   const loading = s.stage === 'loading';
   const p = s.progress && SHOWS_PROGRESS.has(s.stage) ? s.progress.snapshot() : undefined;
   return {
@@ -92,7 +88,7 @@ function screenDrive(s: DriveState, showFileNames: boolean): ScreenDrive {
     ...(s.detail !== undefined && { detail: s.detail }),
     ...(s.jobId !== undefined && { jobId: s.jobId }),
     since: new Date(s.since).toISOString(),
-    safeToUnplug: driveJson(s).safeToUnplug, // one rule for the screen and `station status`
+    safeToUnplug: safeToUnplug(s.stage), // one rule for the screen and `station status`
     ...(p && {
       progress: {
         files: p.files,
