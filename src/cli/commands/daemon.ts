@@ -65,11 +65,12 @@ function statusLines(s: StatusDoc): string[] {
   if (s.drives.length === 0) lines.push('no drives attached');
   for (const d of s.drives) {
     const p = d.progress;
-    const progress = p && d.stage === 'erasing'
-      ? `: ${mib(p.bytes)}/${mib(p.totalBytes)} MiB written, ${mib(p.bytesPerSecond)} MiB/s${p.etaSeconds !== undefined ? `, ETA ${p.etaSeconds} s` : ''}`
-      : p
-      ? `: ${p.files}/${p.totalFiles} files, ${mib(p.bytes)}/${mib(p.totalBytes)} MiB, ${mib(p.bytesPerSecond)} MiB/s${p.etaSeconds !== undefined ? `, ETA ${p.etaSeconds} s` : ''}`
-      : '';
+    let progress = '';
+    if (p) {
+      // An erase counts bytes written; a load, files and bytes uploaded.
+      const done = d.stage === 'erasing' ? `${mib(p.bytes)}/${mib(p.totalBytes)} MiB written` : `${p.files}/${p.totalFiles} files, ${mib(p.bytes)}/${mib(p.totalBytes)} MiB`;
+      progress = `: ${done}, ${mib(p.bytesPerSecond)} MiB/s${p.etaSeconds !== undefined ? `, ETA ${p.etaSeconds} s` : ''}`;
+    }
     const unplug = d.safeToUnplug ? '' : ' (do not unplug)';
     lines.push(`${d.drive}  ${d.jobId ?? '-'}  ${d.stage}${progress}${d.detail ? ` - ${d.detail}` : ''}${unplug}`);
   }
