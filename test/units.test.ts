@@ -22,7 +22,7 @@ test('part size grows so no file needs more than 10,000 parts', () => {
   assert.ok(partSizeFor(5 * 1024 ** 4, 5 * MiB) <= 5 * 1024 ** 3, 'a part stays within S3s 5 GiB');
 });
 
-test('the memory budget holds back readers in order and lets a body larger than the budget go alone', async () => {
+test('a budget holds back takers in order and lets one larger than the budget go alone', async () => {
   const budget = new Budget(100);
   const a = await budget.take(60);
   const order: string[] = [] as string[];

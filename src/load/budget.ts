@@ -1,12 +1,8 @@
 /**
- * A budget of units taken and given back, waiting in order while it is spent. The station uses two: part bytes
- * held in memory, and files open at once.
- *
- * For memory: the station-wide budget of part bytes held in memory. A reader takes a body's whole size at once before it
- * reads (taking it a piece at a time deadlocks once several large bodies each hold a piece); it waits while the
- * budget is spent, which is the back-pressure on reading. Waiters are served in order, so a large body is not
- * starved by a stream of small ones. A body larger than the whole budget (a part of a file near 5 TiB) waits
- * until nothing else is held, then goes alone.
+ * A budget of units taken and given back, waiting in order while it is spent. The station uses two: files open at
+ * once, and multipart files at once (body bytes have `BodyMemory`, buffers.ts). Waiters are served in order, so a
+ * large taker is not starved by a stream of small ones; one larger than the whole budget waits until nothing else
+ * is held, then goes alone.
  */
 export class Budget {
   private used = 0;
