@@ -156,7 +156,7 @@ export class FileUploader {
     try {
       const partMd5s = resumed?.partMd5s ?? [];
       const etags = resumed?.etags ?? [];
-      return await this.sendParts(f, o, content, { uploadId, partSize, count, first: partMd5s.length + 1, partMd5s, etags, whole });
+      return await this.sendParts(f, o, content, { uploadId, partSize, count, partMd5s, etags, whole });
     } finally {
       whole.close();
     }
@@ -166,13 +166,14 @@ export class FileUploader {
     f: FileToUpload,
     o: Source,
     content: ContentHeaders,
-    u: { uploadId: string; partSize: number; count: number; first: number; partMd5s: Buffer[]; etags: string[]; whole: RunningMd5 },
+    /** `partMd5s` and `etags` hold the parts an earlier run sent (resumed), and the sending goes on after them */
+    u: { uploadId: string; partSize: number; count: number; partMd5s: Buffer[]; etags: string[]; whole: RunningMd5 },
   ): Promise<UploadResult> {
     const { writer, journal } = this.ctx;
     const { uploadId, partSize, count, partMd5s, etags, whole } = u;
     let failure: unknown;
     const inFlight = new Set<Promise<void>>();
-    for (let n = u.first; n <= count && failure === undefined && !this.ctx.stopReason(); n++) {
+    for (let n = partMd5s.length + 1; n <= count && failure === undefined && !this.ctx.stopReason(); n++) {
       const offset = (n - 1) * partSize;
       const length = Math.min(partSize, o.size - offset);
       const lease = await this.ctx.memory.take(partSize);
