@@ -70,6 +70,12 @@ export async function runCommand(
   }
 }
 
+/** lsblk's block devices as JSON (`-J -l`, keys the lower-cased column names): all of them, or `device` and its partitions. */
+export async function lsblk<T>(columns: string, device?: string): Promise<T[]> {
+  const { stdout } = await runCommand('lsblk', ['-J', '-l', '-o', columns, ...(device === undefined ? [] : [device])]);
+  return (JSON.parse(stdout) as { blockdevices: T[] }).blockdevices;
+}
+
 export interface Probe {
   /** blkid's TYPE: `ext4`, `vfat`, `ntfs`, `exfat`…; undefined when no file system was found */
   type?: string;

@@ -1,7 +1,8 @@
 import { constants } from 'node:fs';
 import { open, readdir, readFile, type FileHandle } from 'node:fs/promises';
 import { list as listDrives } from 'drivelist';
-import { isReadOnly, runCommand, setReadOnly, setReadWrite } from './blockdev.js';
+import { isReadOnly, lsblk, runCommand, setReadOnly, setReadWrite } from './blockdev.js';
+import { seededRandom } from '../random.js';
 import { readMounts } from './mountinfo.js';
 
 /**
@@ -66,13 +67,12 @@ interface LsblkDevice {
  * as swap, or held by another block device (LVM, RAID, dm-crypt), or anything but a disk, loop device or partition.
  */
 export async function eraseTargetOf(mounted: string, ourMountpoint: string): Promise<EraseTarget> {
-  const [{ stdout }, drives, mounts, swaps] = await Promise.all([
-    runCommand('lsblk', ['-J', '-l', '-o', 'NAME,PATH,TYPE,MOUNTPOINTS,PKNAME']),
+  const [devices, drives, mounts, swaps] = await Promise.all([
+    lsblk<LsblkDevice>('NAME,PATH,TYPE,MOUNTPOINTS,PKNAME'),
     listDrives().catch(() => []),
     readMounts(),
     readFile('/proc/swaps', 'utf8').catch(() => ''),
   ]);
-  const devices = (JSON.parse(stdout) as { blockdevices: LsblkDevice[] }).blockdevices;
   const self = devices.find((d) => d.path === mounted);
   if (!self) throw new NotErased(mounted, 'the device is no longer there');
   let disk: LsblkDevice;
@@ -118,8 +118,7 @@ export async function eraseTargetOf(mounted: string, ourMountpoint: string): Pro
 
 /** Where the device and its partitions are mounted (lsblk lists a device's partitions with it). */
 async function mountsOn(device: string): Promise<string[]> {
-  const { stdout } = await runCommand('lsblk', ['-J', '-l', '-o', 'PATH,MOUNTPOINTS', device]);
-  const devices = (JSON.parse(stdout) as { blockdevices: Array<{ path: string; mountpoints?: Array<string | null> | null }> }).blockdevices;
+  const devices = await lsblk<{ path: string; mountpoints?: Array<string | null> | null }>('PATH,MOUNTPOINTS', device);
   return devices.flatMap((d) => (d.mountpoints ?? []).filter((m): m is string => !!m).map((m) => `${d.path} at ${m}`));
 }
 
@@ -228,7 +227,7 @@ export function sampleSpans(size: number, seed: string): Array<[number, number]>
   if (size <= SPANS * SPAN) return [[0, size]];
   const slots = Math.floor(size / SPAN); // whole spans; the last span is aligned to the end instead
   const chosen = new Set<number>([0]);
-  const random = mulberry32(hashSeed(seed));
+  const random = seededRandom(hashSeed(seed));
   while (chosen.size < SPANS - 1) chosen.add(1 + Math.floor(random() * (slots - 1)));
   const spans: Array<[number, number]> = [...chosen].sort((a, b) => a - b).map((i) => [i * SPAN, SPAN]);
   const last = size - SPAN;
@@ -243,15 +242,6 @@ function hashSeed(s: string): number {
   let h = 2166136261;
   for (let i = 0; i < s.length; i++) h = Math.imul(h ^ s.charCodeAt(i), 16777619);
   return h >>> 0;
-}
-
-function mulberry32(a: number): () => number {
-  return () => {
-    a = (a + 0x6d2b79f5) | 0;
-    let t = Math.imul(a ^ (a >>> 15), 1 | a);
-    t = (t + Math.imul(t ^ (t >>> 7), 61 | t)) ^ t;
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
 }
 
 function reason(signal: AbortSignal): string {

@@ -1,5 +1,5 @@
 import { list as listDrives } from 'drivelist';
-import { runCommand } from './blockdev.js';
+import { lsblk } from './blockdev.js';
 
 export interface Partition {
   /** `/dev/sdb1`, `/dev/loop3` */
@@ -27,11 +27,7 @@ const SYSTEM_MOUNTS = new Set(['/', '/boot', '/boot/efi', '/usr', '/var', '/home
  * system lives. lsblk covers what drivelist skips (loop devices).
  */
 export async function listPartitions(): Promise<Partition[]> {
-  const [{ stdout }, drives] = await Promise.all([
-    runCommand('lsblk', ['-J', '-l', '-o', 'NAME,PATH,TYPE,MOUNTPOINT,RM,PKNAME']),
-    listDrives().catch(() => []),
-  ]);
-  const devices = (JSON.parse(stdout) as { blockdevices: LsblkDevice[] }).blockdevices;
+  const [devices, drives] = await Promise.all([lsblk<LsblkDevice>('NAME,PATH,TYPE,MOUNTPOINT,RM,PKNAME'), listDrives().catch(() => [])]);
   const systemDisks = new Set(drives.filter((d) => d.isSystem).map((d) => d.device));
   for (const d of devices) {
     if (d.mountpoint && SYSTEM_MOUNTS.has(d.mountpoint)) systemDisks.add(d.pkname ? `/dev/${d.pkname}` : d.path);
