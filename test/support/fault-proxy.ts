@@ -24,6 +24,7 @@ import {
 } from 'node:http';
 import type { AddressInfo, Socket } from 'node:net';
 import { Transform } from 'node:stream';
+import { seededRandom } from '../../src/random.js';
 
 export type Fault =
   | { kind: 'status'; status: number; code: string } // answer with an S3 XML error (e.g. 503 SlowDown) without forwarding
@@ -326,17 +327,8 @@ function cutAfter(limit: number, cut: () => void): Transform {
   });
 }
 
-/** mulberry32: a small seeded generator, so a run's sequence of faults can be replayed from its seed. */
-export function seeded(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+/** The seeded generator of src/random.ts: a run's sequence of faults can be replayed from its seed. */
+export const seeded = seededRandom;
 
 function decodePath(path: string): string {
   try {
