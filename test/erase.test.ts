@@ -156,23 +156,25 @@ test('a partition that is its disk\'s only one means the whole disk; beside anot
   assert.ok(statSync(`${two}p2`).isBlockDevice());
 });
 
-/** A station and an auto-mounting daemon watching an empty mount root; the job's manifest gets `manifest`. */
-async function stationWithDaemon(t: TestContext, manifest: string): Promise<{ setup: LoadSetup; d: DaemonProcess; media: string }> {
+/**
+ * A station and an auto-mounting daemon watching an empty mount root; the job's manifest gets `manifest`. `image`
+ * is the job's drive as an ext4 image (FILES and the job's SIGNATURE), not yet attached.
+ */
+async function stationWithDaemon(t: TestContext, manifest: string): Promise<{ setup: LoadSetup; d: DaemonProcess; media: string; image: string }> {
   const setup = await setupLoad(t, { manifest, config: watchMedia(true) });
   const media = useMediaRoot(setup);
   const d = startDaemon(t, setup);
   await d.waitFor((e) => e.msg === 'station ready', 'ready');
-  return { setup, d, media };
+  const image = makeImage(setup.dir, 'ext4', { ...FILES, SIGNATURE: readFileSync(join(setup.drive, 'SIGNATURE')) });
+  return { setup, d, media, image };
 }
 
-const signatureOf = (setup: LoadSetup) => readFileSync(join(setup.drive, 'SIGNATURE'));
 const statusOf = async (setup: LoadSetup) => JSON.parse((await setup.runAsync(['status', '--json'])).stdout);
 const notesOf = async (setup: LoadSetup): Promise<string[]> =>
   (JSON.parse((await setup.runAsync(['job', 'status', setup.jobId, '--json'])).stdout).notes ?? []).map((n: { text: string }) => n.text);
 
 test('eraseDevice: yes on a drive the daemon mounted: loaded, then erased; the card and the job say so', { skip: !loops && WHY_NOT }, async (t) => {
-  const { setup, d } = await stationWithDaemon(t, 'eraseDevice: yes\n');
-  const image = makeImage(setup.dir, 'ext4', { ...FILES, SIGNATURE: signatureOf(setup) });
+  const { setup, d, image } = await stationWithDaemon(t, 'eraseDevice: yes\n');
   const dev = attach(t, image);
   await d.waitFor(stageIs(setup.jobId, 'erased'), 'erased', 120_000);
 
@@ -200,8 +202,7 @@ test('eraseDevice: yes on a drive the daemon mounted: loaded, then erased; the c
 });
 
 test('eraseDevice: no: loaded and never erased, the image byte for byte what it was', { skip: !loops && WHY_NOT }, async (t) => {
-  const { setup, d } = await stationWithDaemon(t, 'eraseDevice: no\n');
-  const image = makeImage(setup.dir, 'ext4', { ...FILES, SIGNATURE: signatureOf(setup) });
+  const { setup, d, image } = await stationWithDaemon(t, 'eraseDevice: no\n');
   const before = sha256File(image);
   attach(t, image);
   await d.waitFor(stageIs(setup.jobId, 'done'), 'done', 120_000);
@@ -212,8 +213,7 @@ test('eraseDevice: no: loaded and never erased, the image byte for byte what it 
 });
 
 test('eraseDevice: yes on a device mounted by someone else: loaded, not erased, the reason on the job', { skip: !loops && WHY_NOT }, async (t) => {
-  const { setup, d, media } = await stationWithDaemon(t, 'eraseDevice: yes\n');
-  const image = makeImage(setup.dir, 'ext4', { ...FILES, SIGNATURE: signatureOf(setup) });
+  const { setup, d, media, image } = await stationWithDaemon(t, 'eraseDevice: yes\n');
   const before = sha256File(image);
   // Mounted by "someone else" (this test) under the mount root before the daemon looks: read-only for real.
   const mnt = join(media, 'usb');
@@ -223,11 +223,11 @@ test('eraseDevice: yes on a device mounted by someone else: loaded, not erased, 
   execFileSync('mount', ['-o', 'ro,noload', dev, mnt]);
   try {
     await d.waitFor(stageIs(setup.jobId, 'erase-failed'), 'erase-failed', 120_000);
-  const card = (await statusOf(setup)).drives.find((x: { jobId?: string }) => x.jobId === setup.jobId);
-  assert.equal(card?.safeToUnplug, true);
-  assert.match(card?.detail ?? '', /NOT erased: the station did not mount it/);
-  const notes = await notesOf(setup);
-  assert.ok(notes.includes(`eraseDevice: the device was not erased: the station did not mount it (${dev} was mounted at ${mnt} by someone else)`), notes.join('\n'));
+    const card = (await statusOf(setup)).drives.find((x: { jobId?: string }) => x.jobId === setup.jobId);
+    assert.equal(card?.safeToUnplug, true);
+    assert.match(card?.detail ?? '', /NOT erased: the station did not mount it/);
+    const notes = await notesOf(setup);
+    assert.ok(notes.includes(`eraseDevice: the device was not erased: the station did not mount it (${dev} was mounted at ${mnt} by someone else)`), notes.join('\n'));
     assert.equal((await objectsIn(setup.s3, setup.bucket)).size, Object.keys(FILES).length, 'the files were loaded');
     assert.equal(await d.kill('SIGTERM'), 0);
   } finally {
@@ -238,8 +238,7 @@ test('eraseDevice: yes on a device mounted by someone else: loaded, not erased, 
 
 test('eraseDevice: yes but the job ends CompletedWithErrors: not erased, the reason on the job', { skip: !loops && WHY_NOT }, async (t) => {
   // An empty replacement that occurs in a key makes that file 400 InvalidSubstitution: an error row.
-  const { setup, d } = await stationWithDaemon(t, 'eraseDevice: yes\nsubstitutions:\n  "one": ""\n');
-  const image = makeImage(setup.dir, 'ext4', { ...FILES, SIGNATURE: signatureOf(setup) });
+  const { setup, d, image } = await stationWithDaemon(t, 'eraseDevice: yes\nsubstitutions:\n  "one": ""\n');
   const before = sha256File(image);
   attach(t, image);
   await d.waitFor(stageIs(setup.jobId, 'erase-failed'), 'erase-failed', 120_000);
