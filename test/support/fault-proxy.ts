@@ -269,7 +269,7 @@ export async function startFaultProxy(target: string): Promise<FaultProxy> {
       rules.push({ rule, left: rule.times ?? 1 });
     },
     chaos(c: Chaos | undefined): void {
-      chaos = c && { rate: c.rate, faults: c.faults, random: seeded(c.seed) };
+      chaos = c && { rate: c.rate, faults: c.faults, random: seededRandom(c.seed) };
     },
     counts: () => ({ ...counts }),
     log,
@@ -326,9 +326,6 @@ function cutAfter(limit: number, cut: () => void): Transform {
     },
   });
 }
-
-/** The seeded generator of src/random.ts: a run's sequence of faults can be replayed from its seed. */
-export const seeded = seededRandom;
 
 function decodePath(path: string): string {
   try {

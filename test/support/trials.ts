@@ -4,7 +4,7 @@
 // Run by `npm run trials -- N` (scripts/trials.ts) and, three trials long, by test/trials.test.ts.
 import { spawn } from 'node:child_process';
 import { auditLoad, faults, mixedDrive, type Audit } from './audit.js';
-import { seeded } from './fault-proxy.js';
+import { seededRandom } from '../../src/random.js';
 import { setupLoad, stationEnv, writeDrive, type LoadSetup } from './load.js';
 import { ROOT, STATION } from './station.js';
 
@@ -55,7 +55,7 @@ function runLoad(setup: LoadSetup, killAfterMs?: number): Promise<{ code: number
 }
 
 export async function runTrials(opts: TrialOptions): Promise<TrialTotals> {
-  const random = seeded(opts.seed);
+  const random = seededRandom(opts.seed);
   const files = mixedDrive(opts.seed % 1000, opts.drive);
   const zero = { lost: 0, corrupt: 0, strayObjects: 0, duplicatedRows: 0, missingRows: 0, wrongRows: 0, openUploads: 0 };
   const totals: TrialTotals = { trials: 0, kills: 0, runs: 0, files: 0, bytes: 0, counts: { ...zero }, failedRuns: 0, problems: [] };
