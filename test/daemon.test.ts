@@ -173,6 +173,17 @@ test('SIGTERM mid-load exits 0 with the job InProgress; the next start finishes 
   assert.equal(await second.kill('SIGTERM'), 0);
 });
 
+test('SIGTERM while the daemon is still starting: it finishes the start, then stops and exits 0', async (t) => {
+  // The screen's line is logged in the middle of the start (the drive watcher starts after it). A stop that did not
+  // wait for the start left the watcher and the timers the start went on to make: the process never exited.
+  const { setup } = await daemonSetup(t);
+  const d = startDaemon(t, setup);
+  d.killWhen((e) => /station screen/.test(e.msg), 'SIGTERM');
+  assert.equal(await d.exit(), 0);
+  const msgs = d.events.map((e) => e.msg);
+  assert.ok(msgs.includes('signal received') && msgs.at(-1) === 'stopped', msgs.join(' | '));
+});
+
 test('a second drive with the SIGNATURE of a job already loading is refused and reported', async (t) => {
   const { setup, media, proxy } = await daemonSetup(t, '  maxRequests: 2\n');
   const files = driveFiles();

@@ -56,6 +56,8 @@ export class Daemon {
   private screen?: ScreenServer;
   private timers: NodeJS.Timeout[] = [];
   private stopping = false;
+  /** the start, awaited by a stop: a SIGTERM during it must not leave the watcher and timers it starts afterwards */
+  private starting?: Promise<void>;
 
   constructor(
     private readonly config: Config,
@@ -76,7 +78,12 @@ export class Daemon {
     });
   }
 
-  async start(): Promise<void> {
+  start(): Promise<void> {
+    this.starting ??= this.begin();
+    return this.starting;
+  }
+
+  private async begin(): Promise<void> {
     const stale = await unmountStale(runDir(this.config));
     if (stale.length > 0) this.log.info({ mountpoints: stale }, 'unmounted what a previous run left mounted');
     const expired = this.station.store.expireOverdue();
@@ -109,6 +116,8 @@ export class Daemon {
   async stop(): Promise<void> {
     if (this.stopping) return;
     this.stopping = true;
+    // Every step of a start is bounded (S3 timeouts, chokidar's first scan); one that failed ends the process anyway.
+    await this.starting?.catch(() => undefined);
     this.log.info({ loading: this.loadingJobs.size }, 'stopping');
     await this.notifier.stopping();
     await this.watcher.stop();

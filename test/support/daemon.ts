@@ -20,6 +20,8 @@ export class DaemonProcess {
   readonly child: ChildProcess;
   stderr = '';
   private exited?: Promise<number | null>;
+  /** a signal to send the moment a log event matches (see `killWhen`) */
+  private trigger?: { match: (e: LogEvent) => boolean; signal: NodeJS.Signals };
 
   constructor(setup: LoadSetup, extraEnv: Record<string, string> = {}) {
     this.child = spawn(process.execPath, [STATION, 'daemon'], { env: stationEnv(setup, extraEnv), cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'] });
@@ -30,10 +32,16 @@ export class DaemonProcess {
       while ((nl = buffered.indexOf('\n')) >= 0) {
         const line = buffered.slice(0, nl);
         buffered = buffered.slice(nl + 1);
+        let event: LogEvent;
         try {
-          this.events.push(JSON.parse(line) as LogEvent);
+          event = JSON.parse(line) as LogEvent;
         } catch {
-          this.events.push({ msg: `not JSON: ${line}`, level: 60 });
+          event = { msg: `not JSON: ${line}`, level: 60 };
+        }
+        this.events.push(event);
+        if (this.trigger?.match(event)) {
+          this.child.kill(this.trigger.signal);
+          this.trigger = undefined;
         }
       }
     });
@@ -53,13 +61,29 @@ export class DaemonProcess {
     throw new Error(`daemon: no "${what}" within ${ms} ms (exit ${this.child.exitCode}); log:\n${this.events.map((e) => JSON.stringify(e)).join('\n')}\n${this.stderr}`);
   }
 
-  kill(signal: NodeJS.Signals): Promise<number | null> {
+  /** Sends the signal; the exit code. Fails with the log if the daemon has not exited after `ms` (a SIGTERM waits
+   * up to 60 s for in-flight requests). */
+  kill(signal: NodeJS.Signals, ms = 90_000): Promise<number | null> {
     this.child.kill(signal);
-    return this.exited!;
+    return this.exit(ms);
   }
 
-  exit(): Promise<number | null> {
-    return this.exited!;
+  /** Sends the signal from the handler of the output, as soon as a log event matches: no polling delay. */
+  killWhen(match: (e: LogEvent) => boolean, signal: NodeJS.Signals): void {
+    this.trigger = { match, signal };
+  }
+
+  /** The exit code; fails with the log if the daemon has not exited after `ms`. */
+  async exit(ms = 90_000): Promise<number | null> {
+    let timer: NodeJS.Timeout | undefined;
+    const late = new Promise<never>((_, reject) => {
+      timer = setTimeout(() => reject(new Error(`daemon: still running ${ms} ms later; log:\n${this.events.map((e) => JSON.stringify(e)).join('\n')}\n${this.stderr}`)), ms);
+    });
+    try {
+      return await Promise.race([this.exited!, late]);
+    } finally {
+      clearTimeout(timer);
+    }
   }
 }
 
