@@ -1,5 +1,6 @@
-import { createHash, type Hash } from 'node:crypto';
+import { createHash } from 'node:crypto';
 import { parentPort } from 'node:worker_threads';
+import { Md5, updateAll } from './md5-lanes.js';
 
 /**
  * One thread of the MD5 pool (md5-pool.ts): hashes bodies held in a SharedArrayBuffer, without a copy, either
@@ -8,24 +9,27 @@ import { parentPort } from 'node:worker_threads';
  */
 type Message = { id: number } & (
   | { type: 'digest'; buffer: SharedArrayBuffer; offset: number; length: number }
-  | { type: 'update'; stream: number; buffer: SharedArrayBuffer; offset: number; length: number }
+  | { type: 'next'; stream: number; buffer: SharedArrayBuffer; offset: number; length: number }
   | { type: 'end'; stream: number }
   | { type: 'drop'; stream: number }
 );
 
-const running = new Map<number, Hash>();
+const running = new Map<number, Md5>();
 
 parentPort!.on('message', (m: Message) => {
   try {
     if (m.type === 'digest') {
+      // One hash: Node's MD5 is the faster one.
       parentPort!.postMessage({ id: m.id, md5: createHash('md5').update(new Uint8Array(m.buffer, m.offset, m.length)).digest() });
-    } else if (m.type === 'update') {
+    } else if (m.type === 'next') {
       let hash = running.get(m.stream);
-      if (!hash) running.set(m.stream, (hash = createHash('md5')));
-      hash.update(new Uint8Array(m.buffer, m.offset, m.length));
-      parentPort!.postMessage({ id: m.id });
+      if (!hash) running.set(m.stream, (hash = new Md5()));
+      // The body's own MD5 and the running one, in one pass over its bytes.
+      const body = new Md5();
+      updateAll([body, hash], new Uint8Array(m.buffer, m.offset, m.length));
+      parentPort!.postMessage({ id: m.id, md5: body.digest() });
     } else if (m.type === 'end') {
-      const md5 = (running.get(m.stream) ?? createHash('md5')).digest();
+      const md5 = (running.get(m.stream) ?? new Md5()).digest();
       running.delete(m.stream);
       parentPort!.postMessage({ id: m.id, md5 });
     } else {

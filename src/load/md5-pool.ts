@@ -5,8 +5,9 @@ import { Worker } from 'node:worker_threads';
 /**
  * MD5s on a fixed set of worker threads, so the main thread is free to read, sign and send: on a drive of
  * mid-sized files MD5 was a fifth of the main thread's time, and the main thread is what limits a load. Two kinds
- * of work: the MD5 of one body (a single PUT, a part), and the running MD5 of a whole multipart file, which one
- * thread owns from start to end so its parts are hashed in order. One set of threads for both: a thread per
+ * of work: the MD5 of one body (a single PUT), and the running MD5 of a whole multipart file, which one thread
+ * owns from start to end so its parts are hashed in order; each part's own MD5 comes from the same pass
+ * (md5-lanes.ts). One set of threads for both: a thread per
  * multipart file cost a thread's start-up each time and memory that grew with the number of files.
  *
  * A body must live in a SharedArrayBuffer (no copy to the worker); one that does not, or a small one (messaging
@@ -34,7 +35,7 @@ export class Md5Pool {
     slot.streams++;
     let closed = false;
     return {
-      update: (body) => this.ask(slot, { type: 'update', stream, ...shared(body) }).then(() => undefined),
+      next: async (body) => (await this.ask(slot, { type: 'next', stream, ...shared(body) }))!,
       digest: async () => (await this.ask(slot, { type: 'end', stream }))!.toString('hex'),
       close: () => {
         if (closed) return;
@@ -103,8 +104,9 @@ export class Md5Pool {
 
 /** The MD5 of a sequence of bodies (a multipart file's parts), computed as they come. */
 export interface RunningMd5 {
-  /** Takes in the next body; resolves once it is hashed (the body's memory may then be reused). */
-  update(body: Buffer): Promise<void>;
+  /** Takes in the next body, and answers the body's own MD5 (both hashes from one pass over it); once it
+   * resolves, the body's memory may be reused. */
+  next(body: Buffer): Promise<Buffer>;
   /** The hex MD5 of everything taken in; the hash ends. */
   digest(): Promise<string>;
   /** Lets go of the hash (after `digest`, or when the file is given up). */

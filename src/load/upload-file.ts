@@ -151,7 +151,7 @@ export class FileUploader {
     const resumed = await this.resume(f, o, partSize, count);
     const uploadId = resumed?.uploadId ?? (await writer.create(f.key, this.headers(content, o.mtimeMs)));
     if (!resumed) journal.startUpload(f.path, f.seq, writer.bucket, { uploadId, key: f.key, partSize, size: o.size, mtimeMs: o.mtimeMs });
-    // The whole-file MD5 runs on a hash thread, beside the MD5 of each part on another.
+    // The whole-file MD5 runs on a hash thread, which hashes each part for both its own MD5 and the file's.
     const whole = resumed?.whole ?? this.ctx.md5.running();
     try {
       const partMd5s = resumed?.partMd5s ?? [];
@@ -189,9 +189,8 @@ export class FileUploader {
         failure = err;
         break;
       }
-      const hashed = whole.update(body);
-      const sent = this.ctx.md5
-        .digest(body)
+      const sent = whole
+        .next(body)
         .then(async (md5) => {
           partMd5s[n - 1] = md5;
           const etag = await this.sendPart(f, o, uploadId, n, body, md5, offset);
@@ -203,9 +202,7 @@ export class FileUploader {
         .catch((err: unknown) => {
           failure ??= err;
         })
-        .finally(async () => {
-          // The worker reads the buffer until it has hashed it: only then do its bytes go back to the budget.
-          await hashed.catch(() => undefined);
+        .finally(() => {
           lease.give();
           inFlight.delete(sent);
         });
@@ -310,8 +307,8 @@ export class FileUploader {
           throw err;
         }
         // Read one after another, so the whole-file hash takes the parts in order.
-        const check = Promise.all([this.ctx.md5.digest(lease.buffer), whole.update(lease.buffer)]);
-        checks.push(check.then(([md5]) => md5.toString('hex') === part.md5).finally(() => lease.give()));
+        const check = whole.next(lease.buffer).then((md5) => md5.toString('hex') === part.md5);
+        checks.push(check.finally(() => lease.give()));
       }
       while (checks.length > 0) same = (await checks.shift()!) && same;
       kept = same;
