@@ -163,6 +163,28 @@ test('a hash thread that ends fails what was asked of it, and its running hashes
   await pool.close();
 });
 
+test('a thread that keeps its heap near its live size collects it once it has grown 8 MiB, not when V8 gets to it', async () => {
+  // In a thread of its own: the flag and the timer are per process and per thread.
+  const { Worker } = await import('node:worker_threads');
+  const code = `
+    const { getHeapStatistics } = require('node:v8');
+    const { parentPort } = require('node:worker_threads');
+    import(${JSON.stringify(new URL('../dist/heap.js', import.meta.url).href)}).then(({ keepHeapNearLive }) => {
+      keepHeapNearLive();
+      // tens of MiB of objects that live long enough to reach the old generation, then are dropped
+      let kept = [];
+      for (let i = 0; i < 120; i++) kept.push(Array.from({ length: 12000 }, (_, j) => ({ i, j })));
+      kept = undefined;
+      const grown = getHeapStatistics().total_heap_size;
+      setTimeout(() => parentPort.postMessage({ grown, later: getHeapStatistics().total_heap_size }), 1500);
+    });`;
+  const worker = new Worker(code, { eval: true });
+  const { grown, later } = await soon(new Promise<{ grown: number; later: number }>((resolve, reject) => worker.once('message', resolve).once('error', reject)));
+  await worker.terminate();
+  assert.ok(grown > 40 * MiB, `the heap grew (${grown} bytes)`);
+  assert.ok(later < grown - 20 * MiB, `collected: ${grown} -> ${later} bytes`);
+});
+
 test('a PUT thread that has ended fails every PUT at once instead of leaving it waiting', async () => {
   const client = new S3Client({ region: 'us-east-1', credentials: { accessKeyId: 'AKIDTEST', secretAccessKey: 'not-used' } });
   const settings = loadConfig({ env: {} }).s3;

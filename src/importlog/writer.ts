@@ -20,7 +20,7 @@ export function writeLocalLog(dataDir: string, jobId: string, rows: Iterable<Log
     let batch: LogRow[] = [];
     for (const row of rows) {
       batch.push(row);
-      if (batch.length === 1000) {
+      if (batch.length === 64) {
         writeSync(fd, csv(batch));
         batch = [];
       }

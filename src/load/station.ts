@@ -1,6 +1,7 @@
 import pLimit from 'p-limit';
 import type { Logger } from 'pino';
 import type { Config } from '../config.js';
+import { keepHeapNearLive } from '../heap.js';
 import { openDb } from '../jobs/db.js';
 import type { JobStore } from '../jobs/store.js';
 import type { LoadMetrics } from '../metrics.js';
@@ -19,6 +20,7 @@ import { Md5Pool } from './md5-pool.js';
 export function openStation(store: JobStore, config: Config, log: Logger, metrics?: LoadMetrics): Station {
   const { maxRequests, memoryBytes, maxAttempts } = config.upload;
   const client = makeS3Client(config.s3, maxRequests + 4, maxAttempts);
+  keepHeapNearLive();
   return {
     store,
     journalDb: openDb(store.dataDir, 'crash-safe'),
