@@ -1,7 +1,6 @@
 import { parentPort, workerData } from 'node:worker_threads';
 import type { SignatureV4Init } from '@smithy/signature-v4';
 import type { S3Settings } from '../config.js';
-import { keepHeapNearLive } from '../heap.js';
 import { DirectPut } from './direct-put.js';
 import { S3Refused, S3Unreachable } from './errors.js';
 import type { PutFailure } from './put-thread.js';
@@ -11,7 +10,6 @@ type AwsCredentialIdentity = Exclude<SignatureV4Init['credentials'], (...args: n
 /** The thread of `PutThread` (put-thread.ts): one DirectPut, its keep-alive connections and signer. */
 const { s3, maxAttempts, maxSockets } = workerData as { s3: S3Settings; maxAttempts: number; maxSockets: number };
 const port = parentPort!;
-keepHeapNearLive();
 
 // Credentials come from the main thread's provider chain: asked for at the first request, and again when they
 // expire within five minutes (temporary credentials); static keys are asked for once.
