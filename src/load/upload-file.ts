@@ -57,9 +57,9 @@ const isBadDigest = (err: unknown) => err instanceof S3Refused && (err.code === 
 /**
  * Uploads one file, reading it once: every body's Content-MD5 and the whole file's MD5 come from that read.
  * Below the multipart threshold the file is one body and one hash; above it, parts go up concurrently as the
- * memory budget allows, while the whole-file MD5 runs over the same buffers on a hash thread. A restarted load
- * continues after the last part S3 holds; the whole-file MD5 of what was sent is rebuilt by reading that part of
- * the file again (locally: nothing is uploaded twice).
+ * memory budget allows, and a hash thread takes each part once for both its own MD5 and the whole file's. A
+ * restarted load continues after the last part S3 holds; the whole-file MD5 of what was sent is rebuilt by
+ * reading that part of the file again (locally: nothing is uploaded twice).
  */
 export class FileUploader {
   constructor(private readonly ctx: UploadContext) {}
