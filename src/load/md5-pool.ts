@@ -7,8 +7,8 @@ import { Worker } from 'node:worker_threads';
  * mid-sized files MD5 was a fifth of the main thread's time, and the main thread is what limits a load. Two kinds
  * of work: the MD5 of one body (a single PUT), and the running MD5 of a whole multipart file, which one thread
  * owns from start to end so its parts are hashed in order; each part's own MD5 comes from the same pass
- * (md5-lanes.ts). One set of threads for both: a thread per
- * multipart file cost a thread's start-up each time and memory that grew with the number of files.
+ * (md5-lanes.ts). One set of threads for both: a thread per multipart file cost a thread's start-up each time and
+ * memory that grew with the number of files.
  *
  * A body must live in a SharedArrayBuffer (no copy to the worker); one that does not, or a small one (messaging
  * would cost more than hashing), is hashed right here.
