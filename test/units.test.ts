@@ -7,7 +7,7 @@ import { csv, logDate } from '../src/importlog/format.js';
 import { loadConfig } from '../src/config.js';
 import { Budget } from '../src/load/budget.js';
 import { BodyMemory } from '../src/load/buffers.js';
-import { Md5, updateAll } from '../src/load/md5-lanes.js';
+import { Md5, updateAll, updatePair } from '../src/load/md5-lanes.js';
 import { MAX_PARTS, partSizeFor } from '../src/load/part-size.js';
 import { Progress } from '../src/load/progress.js';
 import { seededRandom } from '../src/random.js';
@@ -137,6 +137,23 @@ test('MD5 lanes: the same bytes into several hashes give what Node gives, whatev
     assert.equal(b.digest().toString('hex'), want, `length ${length}`);
     assert.equal(c.digest().toString('hex'), nodeMd5(before, data.subarray(0, length)), `length ${length} after ${before.length}`);
   }
+  // Two streams at once, lanes 0-1 and 2-3: parts of two files, each into its own MD5 and its file's.
+  for (let trial = 0; trial < 40; trial++) {
+    const [lengthA, lengthB] = [Math.floor(random() * data.length), Math.floor(random() * data.length)];
+    const [a, b] = [data.subarray(0, lengthA), bytes(lengthB, 1000 + trial)];
+    const before = bytes(64 * (trial % 3), trial); // a file hash already at a block boundary, or (trial % 3 == 0) none
+    const [ownA, fileA, ownB, fileB] = [new Md5(), new Md5().update(before), new Md5(), new Md5()];
+    updatePair({ hashes: [ownA, fileA], data: a }, { hashes: [ownB, fileB], data: b });
+    assert.equal(ownA.digest().toString('hex'), nodeMd5(a), `pair, a of ${lengthA}`);
+    assert.equal(fileA.digest().toString('hex'), nodeMd5(before, a), `pair, a's file of ${before.length} + ${lengthA}`);
+    assert.equal(ownB.digest().toString('hex'), nodeMd5(b), `pair, b of ${lengthB}`);
+    assert.equal(fileB.digest().toString('hex'), nodeMd5(b), `pair, b's file of ${lengthB}`);
+  }
+  // A hash between block boundaries takes the pair one stream after the other, still right.
+  const [odd, even] = [new Md5().update(bytes(7, 3)), new Md5()];
+  updatePair({ hashes: [odd], data: data.subarray(0, 1000) }, { hashes: [even], data: data.subarray(0, 5000) });
+  assert.equal(odd.digest().toString('hex'), nodeMd5(bytes(7, 3), data.subarray(0, 1000)));
+  assert.equal(even.digest().toString('hex'), nodeMd5(data.subarray(0, 5000)));
   // Past 512 MiB the length in bits needs more than 32 bits: the padding's high word.
   const block = Buffer.alloc(64 * MiB, 0x5a);
   const [big, node] = [new Md5(), createHash('md5')];
@@ -146,6 +163,28 @@ test('MD5 lanes: the same bytes into several hashes give what Node gives, whatev
   }
   big.update(block.subarray(0, 7));
   assert.equal(big.digest().toString('hex'), node.update(block.subarray(0, 7)).digest('hex'), '576 MiB + 7 bytes');
+});
+
+test('two running hashes on the hash pool: the MD5 of each part and of each file are right, their parts paired in the lanes or not', async () => {
+  const { Md5Pool } = await built<typeof import('../src/load/md5-pool.js')>('load/md5-pool.js');
+  const pool = new Md5Pool(2);
+  const shared = (b: Buffer) => {
+    const s = Buffer.from(new SharedArrayBuffer(b.length));
+    b.copy(s);
+    return s;
+  };
+  const partsA = [bytes(MiB, 1), bytes(MiB, 2), bytes(300_001, 3)].map(shared);
+  const partsB = [bytes(2 * MiB, 4), bytes(MiB + 64, 5)].map(shared);
+  const [a, b] = [pool.running(), pool.running()];
+  // Sent all at once, so the thread finds the other file's next part queued and pairs them.
+  const asked = [...partsA.map((p) => a.next(p)), ...partsB.map((p) => b.next(p))];
+  const md5s = await Promise.all(asked);
+  [...partsA, ...partsB].forEach((p, i) => assert.equal(md5s[i]!.toString('hex'), createHash('md5').update(p).digest('hex'), `part ${i}`));
+  assert.equal(await a.digest(), createHash('md5').update(Buffer.concat(partsA)).digest('hex'));
+  assert.equal(await b.digest(), createHash('md5').update(Buffer.concat(partsB)).digest('hex'));
+  a.close();
+  b.close();
+  await pool.close();
 });
 
 test('a hash thread that ends fails what was asked of it, and its running hashes, instead of leaving them waiting', async () => {

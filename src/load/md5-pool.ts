@@ -28,9 +28,10 @@ export class Md5Pool {
     return this.ask(this.leastBusy(), { type: 'digest', ...shared(body) }) as Promise<Buffer>;
   }
 
-  /** A running MD5, fed bodies in order, kept on one thread. */
+  /** A running MD5, fed bodies in order, kept on one thread: the thread that keeps one other, so that their
+   * pieces can pair in the SIMD lanes (two files' hashing on one core instead of two), else the least busy. */
   running(): RunningMd5 {
-    const slot = this.leastBusy();
+    const slot = this.workers.find((w) => !w.ended && w.streams % 2 === 1) ?? this.leastBusy();
     const stream = this.nextId++;
     slot.streams++;
     let closed = false;
