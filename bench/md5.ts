@@ -1,11 +1,12 @@
 /**
  * MD5 rates on this machine, one core: Node's MD5 (one pass, and the two passes a part used to take) against the
- * lanes of src/load/md5-lanes.ts (a part's MD5 and the whole file's in one pass; and one hash alone).
+ * lanes of src/load/md5-lanes.ts (a part's MD5 and the whole file's in one pass; the same for two files' parts at
+ * once, as a hash thread pairs them; and one hash alone).
  *
  *   npm run bench:md5 [-- MiB]      (default 256 MiB of data, 3 rounds; medians in MiB/s of data)
  */
 import { createHash, randomFillSync } from 'node:crypto';
-import { Md5, updateAll } from '../src/load/md5-lanes.ts';
+import { Md5, updateAll, updatePair } from '../src/load/md5-lanes.ts';
 
 const mib = Number(process.argv[2] ?? 256);
 const data = randomFillSync(Buffer.alloc(mib * 1024 * 1024));
@@ -30,6 +31,18 @@ const ways: Record<string, () => void> = {
       body.digest();
     }
     file.digest();
+  },
+  'lanes, two files at once (4 hashes; MiB/s of both)': () => {
+    const [fileA, fileB] = [new Md5(), new Md5()];
+    const half = data.length / 2;
+    for (let at = 0; at < half; at += part) {
+      const [partA, partB] = [new Md5(), new Md5()];
+      updatePair({ hashes: [partA, fileA], data: data.subarray(at, at + part) }, { hashes: [partB, fileB], data: data.subarray(half + at, half + at + part) });
+      partA.digest();
+      partB.digest();
+    }
+    fileA.digest();
+    fileB.digest();
   },
   'lanes, one hash': () => void new Md5().update(data).digest(),
 };
