@@ -128,7 +128,7 @@ export function loadConfig(sources: ConfigSources): Config {
   const custom = endpoint !== undefined;
   const checksums: ChecksumSetting = custom ? 'WHEN_REQUIRED' : 'WHEN_SUPPORTED';
   const upload: UploadSettings = {
-    maxRequests: (values['upload.maxRequests'] as number) ?? 16,
+    maxRequests: (values['upload.maxRequests'] as number) ?? 32,
     memoryBytes: (values['upload.memory'] as number) ?? 96 * MiB,
     multipartThreshold: (values['upload.multipartThreshold'] as number) ?? 64 * MiB,
     partSize: (values['upload.partSize'] as number) ?? 16 * MiB,

@@ -25,9 +25,11 @@ export class PutThread {
   constructor(client: S3Client, s3: S3Settings, maxAttempts: number, maxSockets: number) {
     this.worker = new Worker(new URL('./put-thread-worker.js', import.meta.url), {
       workerData: { s3, maxAttempts, maxSockets },
-      // Everything this thread makes dies with its request. Left to itself V8 grew its young generation with the
-      // length of the load (16 MiB on the mixed drive, 32 on one 10x larger); kept small, peak RSS no longer does.
-      resourceLimits: { maxYoungGenerationSizeMb: 6 },
+      // Everything this thread makes dies with its request. Left to itself V8 grew its heap with the length of the
+      // load (young generation 16 MiB on the mixed drive, 32 on one 10x larger; the whole heap 35 MiB with 6.5 live);
+      // bounded, it stays near 20 MiB. 48 MiB of old generation is seven times what it holds with every request in
+      // flight (a thread past it would end, and its PUTs fail as from a thread that died).
+      resourceLimits: { maxYoungGenerationSizeMb: 6, maxOldGenerationSizeMb: 48 },
     });
     this.worker.unref();
     this.worker.on('message', (m: { type: 'credentials' } | { id: number; etag?: string; failure?: PutFailure }) => {
