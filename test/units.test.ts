@@ -224,13 +224,24 @@ test('a thread that keeps its heap near its live size collects it once it has gr
   assert.ok(later < grown - 20 * MiB, `collected: ${grown} -> ${later} bytes`);
 });
 
-test('a PUT thread that has ended fails every PUT at once instead of leaving it waiting', async () => {
+test('a PUT thread that was destroyed fails every PUT at once; one that died fails what it held, and the next PUT gets a new thread', async () => {
   const client = new S3Client({ region: 'us-east-1', credentials: { accessKeyId: 'AKIDTEST', secretAccessKey: 'not-used' } });
-  const settings = loadConfig({ env: {} }).s3;
+  // Nothing listens on port 9: a PUT that reaches a live thread fails as S3 unreachable, not as a thread gone.
+  const s3 = { ...loadConfig({ env: {} }).s3, endpoint: 'http://127.0.0.1:9', forcePathStyle: true };
   const { PutThread } = await built<typeof import('../src/s3/put-thread.js')>('s3/put-thread.js');
-  const thread = new PutThread(client, settings, 1, 2);
-  await thread.destroy();
   const md5 = createHash('md5').update('x').digest();
-  await assert.rejects(soon(thread.put('bucket', 'key', Buffer.from('x'), md5, {})), /PUT thread ended/);
+  const put = (t: InstanceType<typeof PutThread>) => soon(t.put('bucket', 'key', Buffer.from(new SharedArrayBuffer(1)).fill(0x78), md5, {}));
+
+  const destroyed = new PutThread(client, { s3, maxAttempts: 1, maxSockets: 2 });
+  await destroyed.destroy();
+  await assert.rejects(put(destroyed), /PUT thread ended/);
+
+  const dying = new PutThread(client, { s3, maxAttempts: 1, maxSockets: 2 });
+  const held = put(dying);
+  // The thread ends as one past its heap limit would.
+  await (dying as unknown as { worker: import('node:worker_threads').Worker }).worker.terminate();
+  await assert.rejects(held, /PUT thread ended/);
+  await assert.rejects(put(dying), (err: Error) => err.name === 'S3Unreachable' || /ECONNREFUSED|unreachable/i.test(err.message));
+  await dying.destroy();
   client.destroy();
 });

@@ -16,27 +16,36 @@ export type PutFailure = { kind: 'refused'; status: number; code: string; messag
  * expiring ones); failures come back classified as `S3Refused` / `S3Unreachable`, after DirectPut's retries.
  */
 export class PutThread {
-  private readonly worker: Worker;
+  private worker: Worker;
   private readonly waiting = new Map<number, { resolve: (etag: string) => void; reject: (err: Error) => void }>();
   private nextId = 1;
-  /** why the thread is gone (it failed, or was destroyed): every PUT after that fails at once instead of waiting */
+  /** why the thread is gone: what was in flight failed with it, and the next PUT starts another thread */
   private ended: Error | undefined;
+  private destroyed = false;
 
-  constructor(client: S3Client, s3: S3Settings, maxAttempts: number, maxSockets: number) {
-    this.worker = new Worker(new URL('./put-thread-worker.js', import.meta.url), {
-      workerData: { s3, maxAttempts, maxSockets },
+  constructor(
+    private readonly client: S3Client,
+    private readonly data: { s3: S3Settings; maxAttempts: number; maxSockets: number },
+  ) {
+    this.worker = this.start();
+  }
+
+  private start(): Worker {
+    this.ended = undefined;
+    const worker = new Worker(new URL('./put-thread-worker.js', import.meta.url), {
+      workerData: this.data,
       // Everything this thread makes dies with its request. Left to itself V8 grew its heap with the length of the
       // load (young generation 16 MiB on the mixed drive, 32 on one 10x larger; the whole heap 35 MiB with 6.5 live);
       // bounded, it stays near 20 MiB. 48 MiB of old generation is seven times what it holds with every request in
-      // flight (a thread past it would end, and its PUTs fail as from a thread that died).
+      // flight (a thread past it would end: its PUTs fail, and the next PUT starts another thread).
       resourceLimits: { maxYoungGenerationSizeMb: 6, maxOldGenerationSizeMb: 48 },
     });
-    this.worker.unref();
-    this.worker.on('message', (m: { type: 'credentials' } | { id: number; etag?: string; failure?: PutFailure }) => {
+    worker.unref();
+    worker.on('message', (m: { type: 'credentials' } | { id: number; etag?: string; failure?: PutFailure }) => {
       if ('type' in m) {
-        client.config.credentials().then(
-          (identity) => this.worker.postMessage({ type: 'credentials', identity }),
-          (err: Error) => this.worker.postMessage({ type: 'credentials', failure: err.message }),
+        this.client.config.credentials().then(
+          (identity) => worker.postMessage({ type: 'credentials', identity }),
+          (err: Error) => worker.postMessage({ type: 'credentials', failure: err.message }),
         );
         return;
       }
@@ -46,11 +55,13 @@ export class PutThread {
       if (m.failure) w.reject(asError(m.failure));
       else w.resolve(m.etag ?? '');
     });
-    this.worker.on('error', (err) => this.end(new Error(`PUT thread: ${err.message}`)));
-    this.worker.on('exit', (code) => this.end(new Error(`PUT thread ended (exit code ${code})`)));
+    worker.on('error', (err) => this.end(worker, new Error(`PUT thread: ${err.message}`)));
+    worker.on('exit', (code) => this.end(worker, new Error(`PUT thread ended (exit code ${code})`)));
+    return worker;
   }
 
-  private end(why: Error): void {
+  private end(worker: Worker, why: Error): void {
+    if (worker !== this.worker) return;
     this.ended ??= why;
     for (const [id, w] of this.waiting) {
       this.settled(id);
@@ -60,7 +71,8 @@ export class PutThread {
 
   /** PUTs one object; returns its ETag (lower-case hex, no quotes). `body` must not change until then. */
   put(bucket: string, key: string, body: Buffer, md5: Buffer, headers: Record<string, string>): Promise<string> {
-    if (this.ended) return Promise.reject(this.ended);
+    if (this.destroyed) return Promise.reject(new Error('PUT thread ended (the station is closing)'));
+    if (this.ended) this.worker = this.start();
     const id = this.nextId++;
     // A thread with requests in flight keeps the process alive; an idle one does not.
     if (this.waiting.size === 0) this.worker.ref();
@@ -71,6 +83,7 @@ export class PutThread {
   }
 
   async destroy(): Promise<void> {
+    this.destroyed = true;
     await this.worker.terminate();
   }
 
