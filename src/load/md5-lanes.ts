@@ -39,11 +39,17 @@ export class Md5 {
     const view = new DataView(pad.buffer);
     view.setUint32(pad.length - 8, (this.length % 2 ** 29) * 8, true);
     view.setUint32(pad.length - 4, Math.floor(this.length / 2 ** 29), true);
-    kernel().blocks([this], pad, []);
+    kernel().blocks({ hashes: [this], data: pad });
     const out = Buffer.alloc(16);
     for (let j = 0; j < 4; j++) out.writeInt32LE(this.words[j]!, j * 4);
     return out;
   }
+}
+
+/** Bytes, and the hashes that take them in. */
+interface Stream {
+  hashes: Md5[];
+  data: Uint8Array;
 }
 
 /** Takes the same bytes into every hash (at most 4), in one pass where their block boundaries agree. */
@@ -56,7 +62,7 @@ export function updateAll(hashes: Md5[], data: Uint8Array): void {
   }
   const at = t > 0 ? fillTails(hashes, data) : 0;
   const end = at + Math.floor((data.length - at) / 64) * 64;
-  if (end > at) kernel().blocks(hashes, data.subarray(at, end), []);
+  if (end > at) kernel().blocks({ hashes, data: data.subarray(at, end) });
   finish(hashes, data, end);
 }
 
@@ -65,14 +71,14 @@ export function updateAll(hashes: Md5[], data: Uint8Array): void {
  * both where every hash stands at a block boundary (a part's own hash and its file's, parts of whole MiB), else
  * one after the other.
  */
-export function updatePair(a: { hashes: Md5[]; data: Uint8Array }, b: { hashes: Md5[]; data: Uint8Array }): void {
+export function updatePair(a: Stream, b: Stream): void {
   if ([...a.hashes, ...b.hashes].some((h) => h.length % 64 !== 0)) {
     updateAll(a.hashes, a.data);
     updateAll(b.hashes, b.data);
     return;
   }
   const common = Math.min(Math.floor(a.data.length / 64), Math.floor(b.data.length / 64)) * 64;
-  if (common > 0) kernel().blocks(a.hashes, a.data.subarray(0, common), b.hashes, b.data.subarray(0, common));
+  if (common > 0) kernel().blocks({ hashes: a.hashes, data: a.data.subarray(0, common) }, { hashes: b.hashes, data: b.data.subarray(0, common) });
   for (const h of [...a.hashes, ...b.hashes]) h.length += common;
   updateAll(a.hashes, a.data.subarray(common));
   updateAll(b.hashes, b.data.subarray(common));
@@ -84,7 +90,7 @@ function fillTails(hashes: Md5[], data: Uint8Array): number {
   const n = Math.min(64 - t, data.length);
   for (const h of hashes) {
     h.tail.set(data.subarray(0, n), t);
-    if (t + n === 64) kernel().blocks([h], h.tail, []);
+    if (t + n === 64) kernel().blocks({ hashes: [h], data: h.tail });
   }
   return n;
 }
@@ -98,9 +104,9 @@ function finish(hashes: Md5[], data: Uint8Array, end: number): void {
 }
 
 interface Kernel {
-  /** Runs whole 64-byte blocks of `data` through lanes 0-1 (`hashes`) and of `other` through lanes 2-3 (`others`;
-   * without them, `hashes` may take all four lanes). `other` is as long as `data`. */
-  blocks(hashes: Md5[], data: Uint8Array, others: Md5[], other?: Uint8Array): void;
+  /** Runs whole 64-byte blocks of `a.data` through lanes 0-1 (`a.hashes`) and of `b.data`, as long, through lanes
+   * 2-3; without `b`, `a.hashes` may take all four lanes. */
+  blocks(a: Stream, b?: Stream): void;
 }
 
 let compiled: Kernel | undefined;
@@ -118,15 +124,15 @@ function kernel(): Kernel {
   const memory = new Uint8Array(exports.memory.buffer);
   const state = new Int32Array(memory.buffer, 0, 16);
   compiled = {
-    blocks(hashes, data, others, other) {
+    blocks(a, b) {
       // word j of lane l at state[j * 4 + l]; unused lanes hash along for nothing
-      const lanes: Array<Md5 | undefined> = other ? [hashes[0], hashes[1], others[0], others[1]] : hashes;
+      const lanes: Array<Md5 | undefined> = b ? [a.hashes[0], a.hashes[1], b.hashes[0], b.hashes[1]] : a.hashes;
       lanes.forEach((h, l) => h?.words.forEach((w, j) => (state[j * 4 + l] = w)));
-      for (let at = 0; at < data.length; at += CHUNK) {
-        const n = Math.min(CHUNK, data.length - at);
-        memory.set(data.subarray(at, at + n), DATA);
-        if (other) memory.set(other.subarray(at, at + n), OTHER);
-        run(DATA, other ? OTHER : DATA, n / 64);
+      for (let at = 0; at < a.data.length; at += CHUNK) {
+        const n = Math.min(CHUNK, a.data.length - at);
+        memory.set(a.data.subarray(at, at + n), DATA);
+        if (b) memory.set(b.data.subarray(at, at + n), OTHER);
+        run(DATA, b ? OTHER : DATA, n / 64);
       }
       lanes.forEach((h, l) => h?.words.forEach((_, j) => (h.words[j] = state[j * 4 + l]!)));
     },

@@ -58,7 +58,7 @@ export class DaemonProcess {
       if (this.child.exitCode !== null) break;
       await sleep(50);
     }
-    throw new Error(`daemon: no "${what}" within ${ms} ms (exit ${this.child.exitCode}); log:\n${this.events.map((e) => JSON.stringify(e)).join('\n')}\n${this.stderr}`);
+    throw new Error(`daemon: no "${what}" within ${ms} ms (exit ${this.child.exitCode}); ${this.log()}`);
   }
 
   /** Sends the signal; the exit code. Fails with the log if the daemon has not exited after `ms` (a SIGTERM waits
@@ -77,13 +77,18 @@ export class DaemonProcess {
   async exit(ms = 90_000): Promise<number | null> {
     let timer: NodeJS.Timeout | undefined;
     const late = new Promise<never>((_, reject) => {
-      timer = setTimeout(() => reject(new Error(`daemon: still running ${ms} ms later; log:\n${this.events.map((e) => JSON.stringify(e)).join('\n')}\n${this.stderr}`)), ms);
+      timer = setTimeout(() => reject(new Error(`daemon: still running ${ms} ms later; ${this.log()}`)), ms);
     });
     try {
       return await Promise.race([this.exited!, late]);
     } finally {
       clearTimeout(timer);
     }
+  }
+
+  /** The log so far and stderr, for a failure's message. */
+  private log(): string {
+    return `log:\n${this.events.map((e) => JSON.stringify(e)).join('\n')}\n${this.stderr}`;
   }
 }
 
