@@ -22,7 +22,8 @@
  *                        earlier single-tree mode; with --target sink|rgw (default sink)
  *   --rounds N, -n N     rounds per workload (default 3; --quick: 1). rss10x always runs 1 round.
  *   --tools rclone,station   --rclone-args "ARGS"   --sink-port P   --verbose   --no-probe   --no-warmup
- *   env: BENCH_ROUNDS, BENCH_TREE (= --tree), BENCH_TOOLS, BENCH_RCLONE_ARGS, BENCH_STATION_CMD (bench/station.ts),
+ *   env: BENCH_ROUNDS, BENCH_TREE (= --tree), BENCH_TOOLS, BENCH_RCLONE_ARGS, BENCH_STATION_CMD, BENCH_STATION_MAIN,
+ *        BENCH_STATION_NODE_ARGS, BENCH_STATION_CONFIG (bench/station.ts),
  *        BENCH_RGW_BLUESTORE_BYTES (size of the sparse OSD file, default 16 GiB)
  *
  * Every run is checked: exit status 0, and the target holds exactly the tree's file count and bytes in that run's
@@ -641,7 +642,7 @@ function describeCounters(c: Record<string, number>): string {
   return (
     `${c.putObject} PutObject, ${c.uploadPart} UploadPart (${c.completeMultipart} multipart), ${c.headObject} HeadObject, ` +
     `${c.list} List; Content-MD5 on ${c.bodiesWithContentMd5}/${bodies} bodies; ` +
-    `payload ${c.unsignedPayload} unsigned / ${c.signedPayload} signed`
+    `payload ${c.unsignedPayload} unsigned / ${c.signedPayload} signed; ${c.connections} connections`
   );
 }
 
@@ -685,7 +686,7 @@ async function compare(a: CompareArgs): Promise<Comparison> {
   const { tree, target, opts } = a;
   const server = target.kind === 'sink' ? 'sink' : 'rgw';
   console.log(`\n=== ${a.label}: ${a.rounds} round(s), ${a.tools.join(' + ')} → ${target.kind} (${target.endpoint})`);
-  if (opts.warmup) console.log(`warm-up: read the tree in ${warmTree(tree).toFixed(2)} s (page cache)`);
+  if (opts.warmup) console.log(`warm-up: read the tree in ${warmTree(tree).toFixed(2)} s (page cache; read again before every run)`);
   const runs: RunResult[] = [];
   const probes: number[] = [];
   const skipped: string[] = [];
@@ -730,11 +731,17 @@ async function compare(a: CompareArgs): Promise<Comparison> {
           }
         }
         await target.prepareBucket(bucket, tool);
+        // rclone drops from the page cache what it has read (posix_fadvise DONTNEED, backend/local): without this
+        // read, a run right after rclone's read the tree from disk (20,000 × 4 KiB: 6.6 s instead of 4.6).
+        if (opts.warmup) {
+          const s = warmTree(tree);
+          if (opts.verbose) console.log(`  page cache: tree read in ${s.toFixed(2)} s`);
+        }
         await new Promise((r) => setTimeout(r, 300)); // let the server settle (GC) between runs
         const r = await runTool(tool, round, command, bucket, tree, target, opts.verbose);
         runs.push(r);
         console.log(runLine(r, server));
-        if (!countersShown.has(tool) && r.sinkCounters !== null) {
+        if ((opts.verbose || !countersShown.has(tool)) && r.sinkCounters !== null) {
           countersShown.add(tool);
           console.log(`    sink saw: ${describeCounters(r.sinkCounters)}`);
           if (Object.keys(r.sinkErrorsDuringRun).length > 0) {
@@ -744,6 +751,7 @@ async function compare(a: CompareArgs): Promise<Comparison> {
         if (tool === 'station') fs.rmSync(path.join(a.runsDir, `${tag}-station-r${round}`), { recursive: true, force: true });
       }
       if (a.reference) {
+        if (opts.warmup) warmTree(tree); // after rclone, md5sum and cat would read from disk (see above)
         const ref = await referenceRates(tree);
         reference.push({ round, ...ref });
         console.log(`  round ${round} reference: md5sum (1 core) ${ref.md5sumMiBps.toFixed(0)} MiB/s, cat > /dev/null ${ref.catMiBps.toFixed(0)} MiB/s`);

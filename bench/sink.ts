@@ -41,6 +41,8 @@ interface Counters {
   unsignedPayload: number;
   signedPayload: number;
   badDigest: number;
+  /** connections that carried a body to this bucket */
+  connections: number;
 }
 
 interface Bucket {
@@ -48,6 +50,7 @@ interface Bucket {
   objects: Map<string, StoredObject>;
   bytes: number;
   counters: Counters;
+  sockets: WeakSet<object>;
 }
 
 interface Part {
@@ -91,13 +94,14 @@ function newCounters(): Counters {
     unsignedPayload: 0,
     signedPayload: 0,
     badDigest: 0,
+    connections: 0,
   };
 }
 
 function getBucket(name: string): Bucket {
   let b = buckets.get(name);
   if (b === undefined) {
-    b = { name, objects: new Map(), bytes: 0, counters: newCounters() };
+    b = { name, objects: new Map(), bytes: 0, counters: newCounters(), sockets: new WeakSet() };
     buckets.set(name, b);
   }
   return b;
@@ -235,6 +239,10 @@ function parseContentMd5(req: http.IncomingMessage): Buffer | undefined {
 
 function countPayload(bucket: Bucket, req: http.IncomingMessage, hadMd5: boolean): void {
   const c = bucket.counters;
+  if (!bucket.sockets.has(req.socket)) {
+    bucket.sockets.add(req.socket);
+    c.connections++;
+  }
   if (hadMd5) c.bodiesWithContentMd5++;
   else c.bodiesWithoutContentMd5++;
   if (headerString(req, 'x-amz-content-sha256') === 'UNSIGNED-PAYLOAD') c.unsignedPayload++;
