@@ -70,7 +70,7 @@ export function stationCommand(tree: string, endpoint: string, ctx: StationConte
   };
 
   // Another command in the station's place (a prototype, an older build), e.g.
-  //   BENCH_STATION_CMD='node /path/to/other/dist/cli/main.js load "$TREE"' npm run bench
+  //   BENCH_STATION_CMD='node /path/to/other/dist/station/main.js load "$TREE"' npm run bench
   // It sees TREE, SINK_ENDPOINT, BENCH_BUCKET, BENCH_WORKDIR, BENCH_ROUND and the AWS_* above.
   const shell = process.env.BENCH_STATION_CMD;
   if (shell !== undefined && shell.trim() !== '') {
@@ -90,7 +90,7 @@ const SECRET_KEY = 'wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY';
  * (which rclone uploads too) never holds a SIGNATURE.
  */
 function prepareStation(tree: string, endpoint: string, ctx: StationContext, env: Record<string, string>): StationCommand {
-  const main = path.join(ctx.repoRoot, 'dist', 'cli', 'main.js');
+  const main = path.join(ctx.repoRoot, 'dist', 'station', 'main.js');
   const config = path.join(ctx.workDir, 'config.yaml');
   // BENCH_STATION_CONFIG: more of the station's config (YAML, e.g. "upload:\n  memory: 192 MiB"), to bench a setting.
   const extra = process.env.BENCH_STATION_CONFIG ?? '';

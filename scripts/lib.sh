@@ -12,5 +12,5 @@ ensure_node_modules() {
 # The same build as `npm run build` (tsc, then the station screen's page files copied beside its module).
 build() {
   npm run --silent build
-  chmod +x dist/cli/main.js
+  chmod +x dist/cli/main.js dist/station/main.js
 }

@@ -11,7 +11,7 @@ import { DEFAULT_CONFIG_FILE, DEFAULT_DATA_DIR, loadConfig } from '../src/config
 
 const UNIT = fileURLToPath(new URL('../systemd/import-station.service', import.meta.url));
 const EXAMPLE_CONFIG = fileURLToPath(new URL('../systemd/config.example.yaml', import.meta.url));
-const MAIN = fileURLToPath(new URL('../dist/cli/main.js', import.meta.url));
+const MAIN = fileURLToPath(new URL('../dist/station/main.js', import.meta.url));
 const INSTALL = fileURLToPath(new URL('./s3/install-systemd-tools.sh', import.meta.url));
 const EXEC_START = '/usr/local/bin/station daemon';
 

@@ -1,6 +1,7 @@
 import { createHash } from 'node:crypto';
 import { availableParallelism } from 'node:os';
 import { Worker } from 'node:worker_threads';
+import { SpareThread } from '../spare-thread.js';
 
 /**
  * MD5s on a fixed set of worker threads, so the main thread is free to read, sign and send: on a drive of
@@ -47,6 +48,11 @@ export class Md5Pool {
     };
   }
 
+  /** Starts a pool thread now, for the first pool to take (SpareThread). */
+  static prestart(): void {
+    spare.start();
+  }
+
   async close(): Promise<void> {
     await Promise.all(this.workers.splice(0).map((w) => w.worker.terminate()));
   }
@@ -77,7 +83,7 @@ export class Md5Pool {
   }
 
   private spawn(): Slot {
-    const worker = new Worker(new URL('./md5-pool-worker.js', import.meta.url));
+    const worker = spare.take();
     const slot: Slot = { worker, busy: 0, streams: 0 };
     worker.unref();
     worker.on('message', (m: { id: number; md5?: Uint8Array; error?: string }) => {
@@ -123,6 +129,8 @@ interface Slot {
   /** why the thread is gone */
   ended?: Error;
 }
+
+const spare = new SpareThread(() => new Worker(new URL('./md5-pool-worker.js', import.meta.url)));
 
 const shared = (body: Buffer) => ({ buffer: body.buffer, offset: body.byteOffset, length: body.length });
 

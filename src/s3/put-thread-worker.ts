@@ -1,4 +1,4 @@
-import { parentPort, workerData } from 'node:worker_threads';
+import { parentPort } from 'node:worker_threads';
 import type { SignatureV4Init } from '@smithy/signature-v4';
 import type { S3Settings } from '../config.js';
 import { DirectPut } from './direct-put.js';
@@ -7,8 +7,11 @@ import type { PutFailure } from './put-thread.js';
 
 type AwsCredentialIdentity = Exclude<SignatureV4Init['credentials'], (...args: never[]) => unknown>;
 
-/** The thread of `PutThread` (put-thread.ts): one DirectPut, its keep-alive connections and signer. */
-const { s3, maxAttempts, maxSockets } = workerData as { s3: S3Settings; maxAttempts: number; maxSockets: number };
+/**
+ * The thread of `PutThread` (put-thread.ts): one DirectPut, its keep-alive connections and signer. Its settings
+ * come in the first message, not with the thread: a thread can start (and load its modules) before the station
+ * has read its config and loaded the rest.
+ */
 const port = parentPort!;
 
 // Credentials come from the main thread's provider chain: asked for at the first request, and again when they
@@ -28,13 +31,18 @@ const credentials = async (): Promise<AwsCredentialIdentity> => {
   return asking.promise;
 };
 
-const direct = new DirectPut(credentials, s3, maxAttempts, maxSockets);
+let direct: DirectPut | undefined;
 
 type Message =
+  | { type: 'settings'; s3: S3Settings; maxAttempts: number; maxSockets: number }
   | { type: 'credentials'; identity?: AwsCredentialIdentity; failure?: string }
   | { type?: undefined; id: number; bucket: string; key: string; buffer: SharedArrayBuffer; offset: number; length: number; md5: Uint8Array; headers: Record<string, string> };
 
 port.on('message', async (m: Message) => {
+  if (m.type === 'settings') {
+    direct = new DirectPut(credentials, m.s3, m.maxAttempts, m.maxSockets);
+    return;
+  }
   if (m.type === 'credentials') {
     const waiting = asking;
     asking = undefined;
@@ -45,7 +53,7 @@ port.on('message', async (m: Message) => {
   try {
     const body = Buffer.from(m.buffer, m.offset, m.length);
     const md5 = Buffer.from(m.md5.buffer, m.md5.byteOffset, m.md5.byteLength);
-    port.postMessage({ id: m.id, etag: await direct.put(m.bucket, m.key, body, md5, m.headers) });
+    port.postMessage({ id: m.id, etag: await direct!.put(m.bucket, m.key, body, md5, m.headers) });
   } catch (err) {
     port.postMessage({ id: m.id, failure: failureOf(err) });
   }

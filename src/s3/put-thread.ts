@@ -1,6 +1,7 @@
 import { Worker } from 'node:worker_threads';
 import type { S3Client } from '@aws-sdk/client-s3';
 import type { S3Settings } from '../config.js';
+import { SpareThread } from '../spare-thread.js';
 import { S3Refused, S3Unreachable } from './errors.js';
 
 /** What goes back from the thread when a PUT failed: enough to raise the same error here. */
@@ -30,17 +31,15 @@ export class PutThread {
     this.worker = this.start();
   }
 
+  /** Starts the thread of the next PutThread now (SpareThread): `station load`'s first PUT waited for it. */
+  static prestart(): void {
+    spare.start();
+  }
+
   private start(): Worker {
     this.ended = undefined;
-    const worker = new Worker(new URL('./put-thread-worker.js', import.meta.url), {
-      workerData: this.data,
-      // Everything this thread makes dies with its request. Left to itself V8 grew its heap with the length of the
-      // load (young generation 16 MiB on the mixed drive, 32 on one 10x larger; the whole heap 35 MiB with 6.5 live);
-      // bounded, it stays near 20 MiB. 48 MiB of old generation is seven times what it holds with every request in
-      // flight (a thread past it would end: its PUTs fail, and the next PUT starts another thread).
-      resourceLimits: { maxYoungGenerationSizeMb: 6, maxOldGenerationSizeMb: 48 },
-    });
-    worker.unref();
+    const worker = spare.take();
+    worker.postMessage({ type: 'settings', ...this.data });
     worker.on('message', (m: { type: 'credentials' } | { id: number; etag?: string; failure?: PutFailure }) => {
       if ('type' in m) {
         this.client.config.credentials().then(
@@ -92,6 +91,20 @@ export class PutThread {
     if (this.waiting.size === 0) this.worker.unref();
   }
 }
+
+function spawn(): Worker {
+  const worker = new Worker(new URL('./put-thread-worker.js', import.meta.url), {
+    // Everything this thread makes dies with its request. Left to itself V8 grew its heap with the length of the
+    // load (young generation 16 MiB on the mixed drive, 32 on one 10x larger; the whole heap 35 MiB with 6.5 live);
+    // bounded, it stays near 20 MiB. 48 MiB of old generation is seven times what it holds with every request in
+    // flight (a thread past it would end: its PUTs fail, and the next PUT starts another thread).
+    resourceLimits: { maxYoungGenerationSizeMb: 6, maxOldGenerationSizeMb: 48 },
+  });
+  worker.unref();
+  return worker;
+}
+
+const spare = new SpareThread(spawn);
 
 function asError(f: PutFailure): Error {
   if (f.kind === 'refused') return new S3Refused(f.status, f.code, f.message);

@@ -5,7 +5,7 @@ import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
 export const ROOT = join(dirname(fileURLToPath(import.meta.url)), '..', '..');
-export const STATION = join(ROOT, 'dist', 'cli', 'main.js');
+export const STATION = join(ROOT, 'dist', 'station', 'main.js');
 export const FIXTURES = join(ROOT, 'fixtures');
 export const manifestFixture = (name: string) => join(FIXTURES, 'manifests', name);
 
