@@ -1,8 +1,10 @@
+import { spawnSync } from 'node:child_process';
 import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { S3Client } from '@aws-sdk/client-s3';
 import { test } from 'node:test';
+import { parse as parseCsv } from 'csv-parse/sync';
 import { csv, logDate } from '../src/importlog/format.js';
 import { loadConfig } from '../src/config.js';
 import { Budget } from '../src/load/budget.js';
@@ -100,6 +102,19 @@ test('log dates are as the original service wrote them; File and Key always quot
   const text = csv([{ at: 0, file: 'a "b",c', status: 200, code: 'OK', key: 'bk/a', md5: 'f00', bytes: 3, contentType: 'text/plain; charset=x' }]);
   assert.equal(text, 'Thu 01 Jan 1970 00:00:00 GMT,"a ""b"",c",200,OK,"bk/a",f00,3,text/plain; charset=x\r\n');
   assert.match(csv([{ at: 0, file: 'SIGNATURE', status: 103, code: 'Ignored', key: '', md5: '', bytes: 9, contentType: '' }]), /"SIGNATURE",103,Ignored,"",,9,\r\n$/);
+});
+
+test('the import log parses back to exactly its rows, whatever characters their fields hold', () => {
+  const random = seededRandom(20261126);
+  const alphabet = ['a', 'Z', ' ', '"', ',', '\r', '\n', '\r\n', '\t', ';', "'", 'é', '\u0000', '\\', '=', '\uFEFF', '😀'];
+  const text = () => Array.from({ length: Math.floor(random() * 10) }, () => alphabet[Math.floor(random() * alphabet.length)]).join('');
+  const rows = Array.from({ length: 2000 }, (_, i) => ({ at: i * 1000, file: text(), status: 200, code: text(), key: text(), md5: text(), bytes: i, contentType: text() }));
+  const parsed = parseCsv(csv(rows, true), { relax_quotes: false }) as string[][];
+  assert.deepEqual(parsed[0], ['DateTime', 'File', 'Status', 'Code', 'Key', 'MD5', 'Bytes', 'Content-Type']);
+  assert.deepEqual(
+    parsed.slice(1),
+    rows.map((r) => [logDate(r.at), r.file, String(r.status), r.code, r.key, r.md5, String(r.bytes), r.contentType]),
+  );
 });
 
 test('progress says files and bytes of the total, the rate and an ETA', () => {
@@ -200,6 +215,39 @@ test('a hash thread that ends fails what was asked of it, and its running hashes
   // New work goes to a fresh thread.
   assert.equal((await pool.digest(body)).toString('hex'), createHash('md5').update(body).digest('hex'));
   await pool.close();
+});
+
+test('a spare thread is handed to the first taker; one that died before that is replaced, and a spare never holds the process', async () => {
+  const { Worker } = await import('node:worker_threads');
+  const { SpareThread } = await import('../src/spare-thread.js');
+  const started: InstanceType<typeof Worker>[] = [];
+  const spawn = (code: string) => () => {
+    const w = new Worker(code, { eval: true });
+    started.push(w);
+    return w;
+  };
+  const alive = new SpareThread(spawn('setInterval(() => {}, 1000)'));
+  alive.start();
+  alive.start(); // a second start keeps the first spare
+  assert.equal(started.length, 1);
+  assert.equal(alive.take(), started[0], 'the taker gets the spare');
+  assert.notEqual(alive.take(), started[0], 'the next taker gets a new thread');
+  await Promise.all(started.splice(0).map((w) => w.terminate()));
+
+  const dying = new SpareThread(spawn('process.exit(3)'));
+  dying.start();
+  const first = started[0]!;
+  await new Promise((resolve) => first.once('exit', resolve));
+  const taken = dying.take();
+  assert.notEqual(taken, first, 'a spare that ended is not handed out');
+  await new Promise((resolve) => taken.once('exit', resolve));
+
+  // A command that starts a spare and never takes it still ends.
+  const child = spawnSync(process.execPath, ['--import', 'tsx', '--input-type=module', '-e',
+    `import { SpareThread } from ${JSON.stringify(new URL('../src/spare-thread.ts', import.meta.url).href)};
+     import { Worker } from 'node:worker_threads';
+     new SpareThread(() => new Worker('setInterval(() => {}, 1000)', { eval: true })).start();`], { timeout: 20_000 });
+  assert.equal(child.status, 0, `the process ended on its own (signal ${child.signal})`);
 });
 
 test('a thread that keeps its heap near its live size collects it once it has grown 8 MiB, not when V8 gets to it', async () => {
