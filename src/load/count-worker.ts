@@ -4,7 +4,9 @@ import { countEntries } from './count.js';
 
 /** The thread of `countDevice` (count.ts). */
 const { root, manifest } = workerData as { root: string; manifest: Manifest };
-countEntries(root, manifest).then(
-  (totals) => parentPort!.postMessage(totals),
-  (err: NodeJS.ErrnoException) => parentPort!.postMessage({ error: err.message, ...(err.code !== undefined && { code: err.code }) }),
-);
+try {
+  parentPort!.postMessage(countEntries(root, manifest));
+} catch (e) {
+  const err = e as NodeJS.ErrnoException;
+  parentPort!.postMessage({ error: err.message, ...(err.code !== undefined && { code: err.code }) });
+}

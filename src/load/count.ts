@@ -27,12 +27,12 @@ export function countDevice(root: string, manifest: Manifest): Promise<DeviceTot
 }
 
 /** The count itself: the entries the walk yields, and the bytes of those that get a key (the first to claim it). */
-export async function countEntries(root: string, manifest: Manifest): Promise<DeviceTotals> {
+export function countEntries(root: string, manifest: Manifest): DeviceTotals {
   const mapper = new KeyMapper(manifest);
   const claims = KeyClaims.for(manifest);
   let files = 0;
   let bytes = 0;
-  for await (const e of walk(root, { ignoresDir: (dir) => mapper.ignores(dir), sync: true })) {
+  for (const e of walk(root, { ignoresDir: (dir) => mapper.ignores(dir) })) {
     files++;
     const plan = mapper.plan(e);
     if ('key' in plan && claims.claim(plan.key, e.text!) === undefined) bytes += e.size;

@@ -177,9 +177,9 @@ class Load {
     this.interruption = reason;
   }
 
-  private entries(): AsyncGenerator<Entry> {
-    // Synchronous: the count, walking ahead on its own thread, has just brought this metadata into the cache.
-    return walk(this.req.root, { ignoresDir: (dir) => this.mapper.ignores(dir), sync: true });
+  private entries(): Generator<Entry> {
+    // Synchronous calls: the count, walking ahead on its own thread, has just brought this metadata into the cache.
+    return walk(this.req.root, { ignoresDir: (dir) => this.mapper.ignores(dir) });
   }
 
   /** A first pass over the metadata only, so progress can say "of how many"; on a thread of its own. */
@@ -203,7 +203,7 @@ class Load {
   private async walkAndStart(running: Set<Promise<void>>): Promise<void> {
     let seq = 0;
     const claims = KeyClaims.for(this.manifest);
-    for await (const e of this.entries()) {
+    for (const e of this.entries()) {
       if (this.stop) break;
       seq++;
       const earlier = this.journal.doneRow(e.path);
