@@ -2,7 +2,7 @@ import { getHeapStatistics, setFlagsFromString } from 'node:v8';
 import { runInNewContext } from 'node:vm';
 
 /** The main thread's heap may grow this far past its size after the last full collection. */
-const GROWTH_BYTES = 8 * 1024 * 1024;
+const GROWTH_BYTES = 4 * 1024 * 1024;
 const CHECK_MS = 1000;
 
 let started = false;
@@ -11,7 +11,7 @@ let started = false;
  * Keeps the main thread's heap near its live size, so the station's memory does not grow with the size of a
  * drive. V8 runs a full collection early only on a thread that is sometimes idle, and the main thread never is
  * during a load: on a drive 10x the mixed bench drive its heap reached 68 MiB with 14 MiB live, and peak RSS grew
- * by as much. A full collection each time the heap has grown 8 MiB past its size after the last one keeps it flat
+ * by as much. A full collection each time the heap has grown 4 MiB past its size after the last one keeps it flat
  * (a few collections of ~15 ms per load; none while the heap does not grow). Once per process; the timer never
  * keeps it alive.
  *

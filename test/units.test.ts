@@ -250,7 +250,7 @@ test('a spare thread is handed to the first taker; one that died before that is 
   assert.equal(child.status, 0, `the process ended on its own (signal ${child.signal})`);
 });
 
-test('a thread that keeps its heap near its live size collects it once it has grown 8 MiB, not when V8 gets to it', async () => {
+test('a thread that keeps its heap near its live size collects it once it has grown 4 MiB, not when V8 gets to it', async () => {
   // In a thread of its own: the flag and the timer are per process and per thread.
   const { Worker } = await import('node:worker_threads');
   const code = `
