@@ -143,6 +143,11 @@ export function openDb(dataDir: string, durability: 'full' | 'crash-safe' = 'ful
   db.pragma('foreign_keys = ON');
   // The daemon and operator commands share the file.
   db.pragma('busy_timeout = 10000');
+  // better-sqlite3 builds SQLite with a 16 MB page cache per connection, and a load's journal fills it as the
+  // database grows: the station's memory grew ~0.6 MiB a second through a load of 32,020 files (~600 bytes a
+  // file, 16 MiB per connection at the end). Rows are appended in walk order and looked up one by one on a
+  // resume; the operating system's page cache holds the file anyway.
+  db.pragma('cache_size = -2048');
   migrate(db, dataDir);
   return db;
 }
