@@ -127,7 +127,7 @@ function prepareStation(tree: string, endpoint: string, ctx: StationContext, env
   station(['job', 'create', manifest, '--no-bucket-check', '--signature-out', path.join(drive, 'SIGNATURE')]);
   // BENCH_STATION_NODE_ARGS: node options for the timed run, e.g. `--cpu-prof --cpu-prof-dir=DIR` (bench/run.ts --cpu-prof)
   const nodeArgs = (process.env.BENCH_STATION_NODE_ARGS ?? '').split(/\s+/).filter(Boolean);
-  // BENCH_STATION_MAIN: another build's cli/main.js for the timed run (set-up above uses this repo's build)
+  // BENCH_STATION_MAIN: another build's station/main.js for the timed run (set-up above uses this repo's build)
   const timedMain = process.env.BENCH_STATION_MAIN || main;
   return { cmd: process.execPath, args: [...nodeArgs, timedMain, 'load', drive], env: stationEnv };
 }

@@ -27,7 +27,7 @@ import { parse as parseYaml } from 'yaml';
 process.env.AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED = 'true';
 
 const ROOT = join(dirname(fileURLToPath(import.meta.url)), '..');
-const STATION = join(ROOT, 'dist', 'cli', 'main.js');
+const STATION = join(ROOT, 'dist', 'station', 'main.js');
 const MANIFEST = 'fixtures/manifests/good/full.yaml';
 const DRIVE = 'fixtures/drives/seed-example';
 /** The account of the fixture manifest: AWS's documented example key pair. */
