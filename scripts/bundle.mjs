@@ -1,7 +1,7 @@
 // The command as shipped: `dist/station/`, the station and its three worker threads bundled from tsc's output in
 // dist/ (run after it by `npm run build`). Why: a `station load` spent a quarter of a second resolving, reading and
 // translating some 400 module files (the S3 SDK is most of them; each CommonJS one parsed again by Node's lexer)
-// before its first byte, every thread again. Bundled, a load of one small file takes 0.35 s instead of 0.44, and the
+// before its first byte, every thread again. Bundled, a load of one small file takes 0.35-0.38 s instead of 0.44, and the
 // mixed bench drive 2.8 s instead of 3.0 (docs/benchmarks.md). The unit tests import dist/ module by module.
 //
 // Flat output: the entry points and the shared chunks sit side by side, so `new URL('./count-worker.js',
