@@ -26,7 +26,7 @@ export function openStation(store: JobStore, config: Config, log: Logger, metric
     journalDb: openDb(store.dataDir, 'crash-safe'),
     config,
     client,
-    ...(config.s3.directPut && config.s3.unsignedPayload && { directPut: new PutThread(client, { s3: config.s3, maxAttempts, maxSockets: maxRequests + 4 }) }),
+    ...(PutThread.usedFor(config.s3) && { directPut: new PutThread(client, { s3: config.s3, maxAttempts, maxSockets: maxRequests + 4 }) }),
     limit: pLimit(maxRequests),
     memory: new BodyMemory(memoryBytes),
     md5: new Md5Pool(),

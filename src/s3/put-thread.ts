@@ -31,6 +31,11 @@ export class PutThread {
     this.worker = this.start();
   }
 
+  /** Whether a station with these settings sends its single PUTs from a PutThread (they are unsigned payloads). */
+  static usedFor(s3: S3Settings): boolean {
+    return s3.directPut && s3.unsignedPayload;
+  }
+
   /** Starts the thread of the next PutThread now (SpareThread): `station load`'s first PUT waited for it. */
   static prestart(): void {
     spare.start();

@@ -22,7 +22,7 @@ export const loadCommand: Command = {
     const config = ctx.config();
     // The threads load their modules on the other core while this one loads the S3 SDK and the load path (a load
     // of one small file took 0.44 s, a quarter of it waiting for the PUT thread to start after all that).
-    if (config.s3.directPut && config.s3.unsignedPayload) PutThread.prestart();
+    if (PutThread.usedFor(config.s3)) PutThread.prestart();
     Md5Pool.prestart();
     const [{ loadDevice }, { closeStation, openStation }] = await Promise.all([import('../../load/loader.js'), import('../../load/station.js')]);
     // On a terminal the live progress line tells what info lines would; warnings and errors still show.
