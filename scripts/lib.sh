@@ -9,9 +9,8 @@ ensure_node_modules() {
   fi
 }
 
-# The same build as `npm run build`: tsc to dist/ (the screen's page files copied beside its module), then the
-# bundle in dist/station/ that is the command (scripts/bundle.mjs).
+# `npm run build`: tsc to dist/ (the screen's page files copied beside its module), then the bundle in dist/station/
+# that is the command, made executable (scripts/bundle.mjs).
 build() {
   npm run --silent build
-  chmod +x dist/cli/main.js dist/station/main.js
 }
