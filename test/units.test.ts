@@ -1,8 +1,9 @@
 import { spawnSync } from 'node:child_process';
 import assert from 'node:assert/strict';
-import { createHash } from 'node:crypto';
+import { createHash, createHmac } from 'node:crypto';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { S3Client } from '@aws-sdk/client-s3';
+import { SignatureV4 } from '@smithy/signature-v4';
 import { test } from 'node:test';
 import { parse as parseCsv } from 'csv-parse/sync';
 import { csv, logDate } from '../src/importlog/format.js';
@@ -13,6 +14,7 @@ import { Md5, updateAll, updatePair } from '../src/load/md5-lanes.js';
 import { MAX_PARTS, partSizeFor } from '../src/load/part-size.js';
 import { Progress } from '../src/load/progress.js';
 import { seededRandom } from '../src/random.js';
+import { PutSigner } from '../src/s3/sigv4.js';
 import { bytes } from './support/load.js';
 
 const MiB = 1024 * 1024;
@@ -293,3 +295,60 @@ test('a PUT thread that was destroyed fails every PUT at once; one that died fai
   await dying.destroy();
   client.destroy();
 });
+
+test("the PUT signer signs as the SDK's SignatureV4 does: random headers, keys, dates and credentials", async () => {
+  const random = seededRandom(20261126);
+  const pick = <T>(xs: T[]): T => xs[Math.floor(random() * xs.length)]!;
+  const text = (chars: string, max: number) => Array.from({ length: 1 + Math.floor(random() * max) }, () => pick([...chars])).join('');
+  const printable = 'abcXYZ019 -_.~/%=;,:"\'\t';
+  for (let i = 0; i < 300; i++) {
+    const credentials = { accessKeyId: text('ABCDEFGHIJ0123456789', 20), secretAccessKey: text('abcdefABCDEF0123456789/+', 40), ...(random() < 0.3 && { sessionToken: text('abc0123/+=', 60) }) };
+    const region = pick(['us-east-1', 'eu-west-3', 'default']);
+    const now = Date.UTC(2020, 0, 1) + Math.floor(random() * 2e11);
+    const path = `/${pick(['bucket/', ''])}${text('abc%20XYZ-_.~/()', 40)}`;
+    const headers: Record<string, string> = {
+      host: pick(['127.0.0.1:7480', 'bucket.s3.us-east-1.amazonaws.com']),
+      'content-length': String(Math.floor(random() * 1e9)),
+      'content-md5': text('abcdefABCDEF0123456789/+', 22) + '==',
+      'x-amz-content-sha256': 'UNSIGNED-PAYLOAD',
+      'content-type': pick(['text/plain', 'application/octet-stream', '  image/jpeg  ']),
+    };
+    for (const name of ['cache-control', 'content-encoding', 'content-disposition', 'x-amz-acl', 'expires', 'x-amz-meta-origin', 'x-amz-meta-disk-mtime', 'x-amz-storage-class', 'user-agent', 'expect']) {
+      if (random() < 0.4) headers[name] = text(printable, 30);
+    }
+    const ours = { ...headers };
+    new PutSigner(region).sign('PUT', path, ours, credentials, now);
+    const sdk = new SignatureV4({ credentials, region, service: 's3', sha256: Sha256, uriEscapePath: false, applyChecksum: false });
+    const theirs = await sdk.sign({ method: 'PUT', protocol: 'http:', hostname: 'h', path, headers: { ...headers }, query: {} }, { signingDate: new Date(now) });
+    assert.equal(ours.authorization, theirs.headers.authorization, JSON.stringify({ path, headers }));
+    assert.equal(ours['x-amz-date'], theirs.headers['x-amz-date']);
+    assert.equal(ours['x-amz-security-token'], theirs.headers['x-amz-security-token']);
+  }
+  // A signer keeps its key for the day: the next day's request is signed with the next day's key.
+  const signer = new PutSigner('us-east-1');
+  const credentials = { accessKeyId: 'AKID', secretAccessKey: 'secret' };
+  const signs = [0, 86_400_000].map((dt) => {
+    const headers: Record<string, string> = { host: 'h', 'x-amz-content-sha256': 'UNSIGNED-PAYLOAD' };
+    signer.sign('PUT', '/b/k', headers, credentials, Date.UTC(2026, 10, 26, 23, 59, 59) + dt);
+    return headers.authorization!;
+  });
+  assert.match(signs[0]!, /Credential=AKID\/20261126\/us-east-1\/s3\/aws4_request, SignedHeaders=host;x-amz-content-sha256;x-amz-date, Signature=[0-9a-f]{64}$/);
+  assert.match(signs[1]!, /\/20261127\//);
+});
+
+const asBytes = (x: string | ArrayBuffer | ArrayBufferView): string | Uint8Array =>
+  typeof x === 'string' ? x : x instanceof ArrayBuffer ? new Uint8Array(x) : new Uint8Array(x.buffer, x.byteOffset, x.byteLength);
+
+/** The hash SignatureV4 asks for, on Node's crypto. */
+class Sha256 {
+  private readonly hash;
+  constructor(secret?: string | ArrayBuffer | ArrayBufferView) {
+    this.hash = secret === undefined ? createHash('sha256') : createHmac('sha256', asBytes(secret));
+  }
+  update(data: string | ArrayBuffer | ArrayBufferView): void {
+    this.hash.update(asBytes(data));
+  }
+  async digest(): Promise<Uint8Array> {
+    return this.hash.digest();
+  }
+}

@@ -1,39 +1,30 @@
-import { createHash, createHmac, type Hash, type Hmac } from 'node:crypto';
 import { Agent as HttpAgent, request as httpRequest, type IncomingMessage } from 'node:http';
 import { Agent as HttpsAgent, request as httpsRequest } from 'node:https';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { SignatureV4, type SignatureV4Init } from '@smithy/signature-v4';
 import type { S3Settings } from '../config.js';
 import { S3Refused, S3Unreachable } from './errors.js';
+import { PutSigner, type Credentials } from './sigv4.js';
 
 /**
- * Single PUTs sent without the SDK's command pipeline: signed with the SDK's own SignatureV4, sent on node:http.
+ * Single PUTs sent without the SDK's command pipeline: signed by PutSigner (sigv4.ts), sent on node:http.
  * For many small files the pipeline (serialize, endpoint rules, middleware, deserialize) costs about four times
  * the CPU of signing and sending, and decides how fast a drive of small files goes (docs/benchmarks.md). Every
  * body carries its Content-MD5 and an unsigned payload, as through the SDK; failures are classified the same way
  * (`S3Refused` with S3's status and code, `S3Unreachable` when no answer came), after the same number of tries.
  */
 export class DirectPut {
-  private readonly signer: SignatureV4;
+  private readonly signer: PutSigner;
   private readonly agent: HttpAgent | HttpsAgent;
   private readonly base: URL;
   private readonly virtualHost: boolean;
 
   constructor(
-    credentials: SignatureV4Init['credentials'],
+    private readonly credentials: () => Promise<Credentials>,
     private readonly s3: S3Settings,
     private readonly maxAttempts: number,
     maxSockets: number,
   ) {
-    this.signer = new SignatureV4({
-      credentials,
-      region: s3.region,
-      service: 's3',
-      sha256: Sha256,
-      // S3 signs the path as sent, without encoding it a second time.
-      uriEscapePath: false,
-      applyChecksum: false,
-    });
+    this.signer = new PutSigner(s3.region);
     this.base = new URL(s3.endpoint ?? `https://s3.${s3.region}.amazonaws.com`);
     this.virtualHost = !s3.forcePathStyle;
     // The idle timeout is set once per socket by the agent, not per request: on a drive of small files, setting
@@ -51,25 +42,17 @@ export class DirectPut {
     const { hostname, port, path } = this.address(bucket, key);
     const host = port ? `${hostname}:${port}` : hostname;
     for (let attempt = 1; ; attempt++) {
-      const request = {
-        method: 'PUT',
-        protocol: this.base.protocol,
-        hostname,
-        ...(port && { port: Number(port) }),
-        path,
-        headers: {
-          ...headers,
-          host,
-          'content-length': String(body.length),
-          'content-md5': md5.toString('base64'),
-          'x-amz-content-sha256': 'UNSIGNED-PAYLOAD',
-        } as Record<string, string>,
-        query: {},
+      const signed: Record<string, string> = {
+        ...headers,
+        host,
+        'content-length': String(body.length),
+        'content-md5': md5.toString('base64'),
+        'x-amz-content-sha256': 'UNSIGNED-PAYLOAD',
       };
-      const signed = await this.signer.sign(request);
+      this.signer.sign('PUT', path, signed, await this.credentials());
       let failure: S3Refused | S3Unreachable;
       try {
-        const res = await this.send(signed.headers, hostname, port, path, body);
+        const res = await this.send(signed, hostname, port, path, body);
         if (res.status < 300) return (res.etag ?? '').replace(/^"|"$/g, '').toLowerCase();
         failure = new S3Refused(res.status, res.code ?? `Http${res.status}`, `PUT ${key}: ${res.status} ${res.code ?? ''}`.trim());
         if (!retryable(res.status, res.code)) throw failure;
@@ -134,33 +117,4 @@ function retryable(status: number, code?: string): boolean {
 /** One key segment, percent-encoded as S3 signs it (RFC 3986 unreserved characters left as they are). */
 function encodeSegment(segment: string): string {
   return encodeURIComponent(segment).replace(/[!'()*]/g, (c) => `%${c.charCodeAt(0).toString(16).toUpperCase()}`);
-}
-
-type Source = string | ArrayBuffer | ArrayBufferView;
-const bytes = (x: Source): string | Uint8Array =>
-  typeof x === 'string' ? x : x instanceof ArrayBuffer ? new Uint8Array(x) : new Uint8Array(x.buffer, x.byteOffset, x.byteLength);
-
-/** The hash SignatureV4 asks for, on Node's crypto. */
-class Sha256 {
-  private hash: Hash | Hmac;
-
-  constructor(private readonly secret?: Source) {
-    this.hash = this.fresh();
-  }
-
-  private fresh(): Hash | Hmac {
-    return this.secret === undefined ? createHash('sha256') : createHmac('sha256', bytes(this.secret));
-  }
-
-  update(data: Source): void {
-    this.hash.update(bytes(data));
-  }
-
-  async digest(): Promise<Uint8Array> {
-    return this.hash.digest();
-  }
-
-  reset(): void {
-    this.hash = this.fresh();
-  }
 }

@@ -1,11 +1,9 @@
 import { parentPort } from 'node:worker_threads';
-import type { SignatureV4Init } from '@smithy/signature-v4';
 import type { S3Settings } from '../config.js';
 import { DirectPut } from './direct-put.js';
 import { S3Refused, S3Unreachable } from './errors.js';
 import type { PutFailure } from './put-thread.js';
-
-type AwsCredentialIdentity = Exclude<SignatureV4Init['credentials'], (...args: never[]) => unknown>;
+import type { Credentials } from './sigv4.js';
 
 /**
  * The thread of `PutThread` (put-thread.ts): one DirectPut, its keep-alive connections and signer. Its settings
@@ -16,15 +14,15 @@ const port = parentPort!;
 
 // Credentials come from the main thread's provider chain: asked for at the first request, and again when they
 // expire within five minutes (temporary credentials); static keys are asked for once.
-let identity: AwsCredentialIdentity | undefined;
-let asking: { promise: Promise<AwsCredentialIdentity>; resolve: (id: AwsCredentialIdentity) => void; reject: (err: Error) => void } | undefined;
-const credentials = async (): Promise<AwsCredentialIdentity> => {
+let identity: Credentials | undefined;
+let asking: { promise: Promise<Credentials>; resolve: (id: Credentials) => void; reject: (err: Error) => void } | undefined;
+const credentials = async (): Promise<Credentials> => {
   const fresh = identity && (!identity.expiration || identity.expiration.getTime() - Date.now() > 5 * 60_000);
   if (fresh) return identity!;
   if (!asking) {
-    let resolve!: (id: AwsCredentialIdentity) => void;
+    let resolve!: (id: Credentials) => void;
     let reject!: (err: Error) => void;
-    const promise = new Promise<AwsCredentialIdentity>((res, rej) => ((resolve = res), (reject = rej)));
+    const promise = new Promise<Credentials>((res, rej) => ((resolve = res), (reject = rej)));
     asking = { promise, resolve, reject };
     port.postMessage({ type: 'credentials' });
   }
@@ -35,7 +33,7 @@ let direct: DirectPut | undefined;
 
 type Message =
   | { type: 'settings'; s3: S3Settings; maxAttempts: number; maxSockets: number }
-  | { type: 'credentials'; identity?: AwsCredentialIdentity; failure?: string }
+  | { type: 'credentials'; identity?: Credentials; failure?: string }
   | { type?: undefined; id: number; bucket: string; key: string; buffer: SharedArrayBuffer; offset: number; length: number; md5: Uint8Array; headers: Record<string, string> };
 
 port.on('message', async (m: Message) => {
