@@ -19,6 +19,10 @@ await build({
   splitting: true,
   format: 'esm',
   platform: 'node',
+  // Packages' ES module builds where they have one (the S3 SDK's dist-es): esbuild leaves out what is never
+  // imported, which it cannot do in CommonJS. The bundle was 2.95 MB of code, now 2.47; `station load`'s imports took
+  // 108-126 ms before its first file, now 81-86.
+  mainFields: ['module', 'main'],
   target: 'node20',
   sourcemap: 'linked',
   // Native add-ons load their .node file relative to their package; pino and prom-client find parts of themselves
