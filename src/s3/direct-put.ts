@@ -84,9 +84,12 @@ export class DirectPut {
     body: Buffer,
   ): Promise<{ status: number; etag?: string; code?: string }> {
     const request = this.base.protocol === 'https:' ? httpsRequest : httpRequest;
+    // Headers as a list go to the request line as they are; as an object, node:http files each one in a map first.
+    const raw: string[] = [];
+    for (const name in headers) raw.push(name, headers[name]!);
     return new Promise((resolve, reject) => {
       const req = request(
-        { method: 'PUT', hostname, ...(port && { port: Number(port) }), path, headers, agent: this.agent },
+        { method: 'PUT', hostname, ...(port && { port: Number(port) }), path, headers: raw, agent: this.agent },
         (res: IncomingMessage) => {
           const status = res.statusCode ?? 0;
           if (status < 300) {
