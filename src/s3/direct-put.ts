@@ -67,7 +67,7 @@ export class DirectPut {
   }
 
   private address(bucket: string, key: string): { hostname: string; port: string; path: string } {
-    const encodedKey = key.split('/').map(encodeSegment).join('/');
+    const encodedKey = PLAIN_KEY.test(key) ? key : key.split('/').map(encodeSegment).join('/');
     const prefix = this.base.pathname.replace(/\/$/, '');
     // Virtual-hosted style where the bucket name is a valid host label (no dots under TLS), path style otherwise.
     if (this.virtualHost && !(bucket.includes('.') && this.base.protocol === 'https:')) {
@@ -116,6 +116,9 @@ export class DirectPut {
 function retryable(status: number, code?: string): boolean {
   return status >= 500 || status === 429 || code === 'SlowDown' || code === 'RequestTimeout' || code === 'RequestTimeTooSkewed';
 }
+
+/** A key of only the characters that stand for themselves in a path (RFC 3986 unreserved, and `/`). */
+const PLAIN_KEY = /^[A-Za-z0-9\-._~/]*$/;
 
 /** One key segment, percent-encoded as S3 signs it (RFC 3986 unreserved characters left as they are). */
 function encodeSegment(segment: string): string {

@@ -1,4 +1,4 @@
-import { createHash, createHmac } from 'node:crypto';
+import { createHmac, hash } from 'node:crypto';
 
 export interface Credentials {
   accessKeyId: string;
@@ -37,7 +37,7 @@ export class PutSigner {
     for (const name of names) canonical += `${name}:${canonicalValue(headers[name]!)}\n`;
     const signed = names.join(';');
     canonical += `\n${signed}\n${headers['x-amz-content-sha256']}`;
-    const stringToSign = `AWS4-HMAC-SHA256\n${longDate}\n${scope}\n${createHash('sha256').update(canonical).digest('hex')}`;
+    const stringToSign = `AWS4-HMAC-SHA256\n${longDate}\n${scope}\n${hash('sha256', canonical, 'hex')}`;
     const signature = createHmac('sha256', this.signingKey(scope, credentials.secretAccessKey)).update(stringToSign).digest('hex');
     headers.authorization = `AWS4-HMAC-SHA256 Credential=${credentials.accessKeyId}/${scope}, SignedHeaders=${signed}, Signature=${signature}`;
   }
