@@ -1,6 +1,7 @@
 import { spawnSync } from 'node:child_process';
 import assert from 'node:assert/strict';
 import { createHash, createHmac } from 'node:crypto';
+import { createServer, type Socket } from 'node:net';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { S3Client } from '@aws-sdk/client-s3';
 import { SignatureV4 } from '@smithy/signature-v4';
@@ -14,6 +15,8 @@ import { Md5, updateAll, updatePair } from '../src/load/md5-lanes.js';
 import { MAX_PARTS, partSizeFor } from '../src/load/part-size.js';
 import { Progress } from '../src/load/progress.js';
 import { seededRandom } from '../src/random.js';
+import { DirectPut } from '../src/s3/direct-put.js';
+import { S3Refused, S3Unreachable } from '../src/s3/errors.js';
 import { PutSigner } from '../src/s3/sigv4.js';
 import { bytes } from './support/load.js';
 
@@ -352,3 +355,65 @@ class Sha256 {
     return this.hash.digest();
   }
 }
+
+test('a direct PUT to a server that goes silent (never answers, or stops reading the body) fails as unreachable after its tries; a slow one that keeps reading is waited for; an S3 error keeps its status and code', async (t) => {
+  const seen: string[] = [];
+  const sockets = new Set<Socket>();
+  const server = createServer((socket) => {
+    sockets.add(socket);
+    socket.once('data', (d) => {
+      const head = d.toString('latin1');
+      seen.push(head.slice(0, head.indexOf(' /')));
+      if (head.includes('/b/refused')) {
+        const xml = '<?xml version="1.0"?><Error><Code>AccessDenied</Code></Error>';
+        socket.end(`HTTP/1.1 403 Forbidden\r\ncontent-type: application/xml\r\ncontent-length: ${xml.length}\r\n\r\n${xml}`);
+      } else if (head.includes('/b/stalled')) {
+        socket.pause(); // reads no more: the body's write backs up
+      } else if (head.includes('/b/slow')) {
+        // Takes the body slowly but steadily (~20 MiB/s), for longer than the timeout, then answers.
+        let got = d.length - head.indexOf('\r\n\r\n') - 4;
+        let tick = 0;
+        const size = Number(/content-length: (\d+)/i.exec(head)![1]);
+        socket.pause();
+        const timer = setInterval(() => ((tick = 0), socket.resume()), 10);
+        socket.on('close', () => clearInterval(timer));
+        socket.on('data', (more) => {
+          got += more.length;
+          tick += more.length;
+          if (tick >= 200 * 1024) socket.pause();
+          if (got < size) return;
+          clearInterval(timer);
+          socket.end('HTTP/1.1 200 OK\r\netag: "0123456789abcdef0123456789abcdef"\r\ncontent-length: 0\r\n\r\n');
+        });
+      }
+      // anything else: read on, answer never
+    });
+  });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  t.after(() => {
+    for (const s of sockets) s.destroy();
+    server.close();
+  });
+  const { port } = server.address() as { port: number };
+  const s3 = { endpoint: `http://127.0.0.1:${port}`, region: 'us-east-1', forcePathStyle: true, requestTimeoutMs: 300 } as never;
+  const put = new DirectPut(async () => ({ accessKeyId: 'a', secretAccessKey: 'b' }), s3, 2, 4);
+  t.after(() => put.destroy());
+  const md5 = createHash('md5').digest();
+  for (const [key, body] of [['silent', Buffer.alloc(10)], ['stalled', Buffer.alloc(64 * MiB)]] as const) {
+    const started = performance.now();
+    const err = await put.put('b', key, body, md5, {}).then(() => undefined, (e: unknown) => e);
+    const took = performance.now() - started;
+    assert.ok(err instanceof S3Unreachable, `${key}: ${String(err)}`);
+    assert.match((err as Error).message, new RegExp(`^PUT ${key}: `));
+    assert.ok(took >= 600 && took < 10_000, `${key}: two tries of 300 ms, took ${Math.round(took)} ms`);
+  }
+  const started = performance.now();
+  assert.equal(await put.put('b', 'slow', Buffer.alloc(64 * MiB), md5, {}), '0123456789abcdef0123456789abcdef');
+  const took = performance.now() - started;
+  assert.ok(took > 2000, `a body that keeps moving is not cut off by the timeout (took ${Math.round(took)} ms)`);
+  const refused = await put.put('b', 'refused', Buffer.alloc(10), md5, {}).then(() => undefined, (e: unknown) => e);
+  assert.ok(refused instanceof S3Refused, String(refused));
+  assert.equal((refused as S3Refused).status, 403);
+  assert.equal((refused as S3Refused).code, 'AccessDenied');
+  assert.deepEqual(seen, ['PUT', 'PUT', 'PUT', 'PUT', 'PUT', 'PUT'], 'two tries for each silent server, one for the slow one, one for the refusal (not retried)');
+});

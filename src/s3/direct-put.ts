@@ -1,20 +1,21 @@
-import { Agent as HttpAgent, request as httpRequest, type IncomingMessage } from 'node:http';
-import { Agent as HttpsAgent, request as httpsRequest } from 'node:https';
+import type { Readable } from 'node:stream';
 import { setTimeout as sleep } from 'node:timers/promises';
+import Agent from 'undici/lib/dispatcher/agent.js';
 import type { S3Settings } from '../config.js';
 import { S3Refused, S3Unreachable } from './errors.js';
 import { PutSigner, type Credentials } from './sigv4.js';
 
 /**
- * Single PUTs sent without the SDK's command pipeline: signed by PutSigner (sigv4.ts), sent on node:http.
- * For many small files the pipeline (serialize, endpoint rules, middleware, deserialize) costs about four times
- * the CPU of signing and sending, and decides how fast a drive of small files goes (docs/benchmarks.md). Every
+ * Single PUTs sent without the SDK's command pipeline: signed by PutSigner (sigv4.ts), sent on keep-alive
+ * connections by undici's Agent. For many small files the pipeline (serialize, endpoint rules, middleware,
+ * deserialize) costs about four times the CPU of signing and sending, and decides how fast a drive of small files
+ * goes (docs/benchmarks.md); undici sends a PUT for about two thirds of the CPU node:http takes. Every
  * body carries its Content-MD5 and an unsigned payload, as through the SDK; failures are classified the same way
  * (`S3Refused` with S3's status and code, `S3Unreachable` when no answer came), after the same number of tries.
  */
 export class DirectPut {
   private readonly signer: PutSigner;
-  private readonly agent: HttpAgent | HttpsAgent;
+  private readonly agent: Agent;
   private readonly base: URL;
   private readonly virtualHost: boolean;
 
@@ -27,20 +28,21 @@ export class DirectPut {
     this.signer = new PutSigner(s3.region);
     this.base = new URL(s3.endpoint ?? `https://s3.${s3.region}.amazonaws.com`);
     this.virtualHost = !s3.forcePathStyle;
-    // The idle timeout is set once per socket by the agent, not per request: on a drive of small files, setting
-    // it on every request was a few per cent of the main thread.
-    const agent = { keepAlive: true, maxSockets, keepAliveMsecs: 10_000, timeout: s3.requestTimeoutMs };
-    this.agent = this.base.protocol === 'https:' ? new HttpsAgent(agent) : new HttpAgent(agent);
+    // A connection silent this long is dead (a pulled cable, a hung server): the request fails and is retried.
+    // Idle connections are kept 10 s for the next files.
+    const timeout = s3.requestTimeoutMs;
+    this.agent = new Agent({ connections: maxSockets, headersTimeout: timeout, bodyTimeout: timeout, keepAliveTimeout: 10_000 });
   }
 
   destroy(): void {
-    this.agent.destroy();
+    void this.agent.destroy().catch(() => {});
   }
 
   /** PUTs one object; returns its ETag (lower-case hex, no quotes). */
   async put(bucket: string, key: string, body: Buffer, md5: Buffer, headers: Record<string, string>): Promise<string> {
     const { hostname, port, path } = this.address(bucket, key);
     const host = port ? `${hostname}:${port}` : hostname;
+    const origin = `${this.base.protocol}//${host}`;
     for (let attempt = 1; ; attempt++) {
       const signed: Record<string, string> = {
         ...headers,
@@ -52,7 +54,7 @@ export class DirectPut {
       this.signer.sign('PUT', path, signed, await this.credentials());
       let failure: S3Refused | S3Unreachable;
       try {
-        const res = await this.send(signed, hostname, port, path, body);
+        const res = await this.send(signed, origin, path, body);
         if (res.status < 300) return (res.etag ?? '').replace(/^"|"$/g, '').toLowerCase();
         failure = new S3Refused(res.status, res.code ?? `Http${res.status}`, `PUT ${key}: ${res.status} ${res.code ?? ''}`.trim());
         if (!retryable(res.status, res.code)) throw failure;
@@ -76,40 +78,51 @@ export class DirectPut {
     return { hostname: this.base.hostname, port: this.base.port, path: `${prefix}/${bucket}/${encodedKey}` };
   }
 
-  private send(
-    headers: Record<string, string>,
-    hostname: string,
-    port: string,
-    path: string,
-    body: Buffer,
-  ): Promise<{ status: number; etag?: string; code?: string }> {
-    const request = this.base.protocol === 'https:' ? httpsRequest : httpRequest;
-    // Headers as a list go to the request line as they are; as an object, node:http files each one in a map first.
+  private send(headers: Record<string, string>, origin: string, path: string, body: Buffer): Promise<{ status: number; etag?: string; code?: string }> {
     const raw: string[] = [];
     for (const name in headers) raw.push(name, headers[name]!);
     return new Promise((resolve, reject) => {
-      const req = request(
-        { method: 'PUT', hostname, ...(port && { port: Number(port) }), path, headers: raw, agent: this.agent },
-        (res: IncomingMessage) => {
-          const status = res.statusCode ?? 0;
-          if (status < 300) {
-            res.resume();
-            res.on('end', () => resolve({ status, etag: res.headers.etag }));
-            res.on('error', reject);
-            return;
-          }
-          let text = '';
-          res.setEncoding('utf8').on('data', (d: string) => (text += d));
-          res.on('end', () => resolve({ status, code: /<Code>([^<]+)<\/Code>/.exec(text)?.[1] }));
-          res.on('error', reject);
+      let status = 0;
+      let etag: string | undefined;
+      const text: Buffer[] = [];
+      const handler: Parameters<Agent['dispatch']>[1] = {
+        // (undici takes a handler with onRequestStart for its current interface, else for the one before)
+        onRequestStart() {},
+        onResponseStart(_, statusCode, responseHeaders) {
+          status = statusCode;
+          etag = responseHeaders.etag as string | undefined;
         },
-      );
-      // A socket silent this long is dead (a pulled cable, a hung server): the request fails and is retried.
-      req.on('timeout', () => req.destroy(Object.assign(new Error('request timed out'), { code: 'ETIMEDOUT' })));
-      req.on('error', reject);
-      req.end(body);
+        onResponseData(_, chunk) {
+          // An error's XML names its code; a success has no body worth keeping.
+          if (status >= 300) text.push(chunk);
+        },
+        onResponseEnd() {
+          if (status < 300) resolve({ status, etag });
+          else resolve({ status, code: /<Code>([^<]+)<\/Code>/.exec(Buffer.concat(text).toString('utf8'))?.[1] });
+        },
+        onResponseError(_, err) {
+          reject(err);
+        },
+      };
+      try {
+        this.agent.dispatch({ origin, path, method: 'PUT', headers: raw, body: body.length > PIECE ? (pieces(body) as unknown as Readable) : body }, handler);
+      } catch (err) {
+        reject(err as Error);
+      }
     });
   }
+}
+
+/**
+ * A body given to undici whole is one write, and the request's timeout runs from there to S3's answer: on a slow
+ * link a large body would time out while its bytes were still going. Given in pieces, the timeout starts again
+ * with each piece the socket takes: it measures silence, as node:http's did. (undici takes any iterable body;
+ * its typings name only streams.)
+ */
+const PIECE = 256 * 1024;
+
+function* pieces(body: Buffer): Generator<Buffer> {
+  for (let at = 0; at < body.length; at += PIECE) yield body.subarray(at, at + PIECE);
 }
 
 /** Retried as the SDK retries: server errors and throttling. */
