@@ -21,7 +21,7 @@ export class DirectPut {
 
   constructor(
     private readonly credentials: () => Promise<Credentials>,
-    private readonly s3: S3Settings,
+    s3: S3Settings,
     private readonly maxAttempts: number,
     maxSockets: number,
   ) {
