@@ -26,8 +26,10 @@ await build({
   target: 'node20',
   sourcemap: 'linked',
   // Native add-ons load their .node file relative to their package; pino and prom-client find parts of themselves
-  // by path at run time. They stay in node_modules.
-  external: ['better-sqlite3', 'drivelist', 'pino', 'prom-client'],
+  // by path at run time. They stay in node_modules, and so do re2js, loaded only for a manifest that needs it
+  // (src/manifest/fields.ts), and mime-types, whose database Node reads as JSON faster than the JavaScript object
+  // esbuild makes of it (`station load` from start to its first file ~5 ms sooner).
+  external: ['better-sqlite3', 'drivelist', 'pino', 'prom-client', 're2js', 'mime-types'],
   // CommonJS code in the bundle calls require() for Node's own modules; an ES module has none of its own.
   banner: { js: "import { createRequire as __stationRequire } from 'node:module'; const require = __stationRequire(import.meta.url);" },
   logLevel: 'warning',
