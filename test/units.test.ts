@@ -17,7 +17,7 @@ import { Progress } from '../src/load/progress.js';
 import { seededRandom } from '../src/random.js';
 import { DirectPut } from '../src/s3/direct-put.js';
 import { S3Refused, S3Unreachable } from '../src/s3/errors.js';
-import { PutSigner } from '../src/s3/sigv4.js';
+import { PutSigner, canonicalQuery } from '../src/s3/sigv4.js';
 import { bytes } from './support/load.js';
 
 const MiB = 1024 * 1024;
@@ -299,7 +299,7 @@ test('a PUT thread that was destroyed fails every PUT at once; one that died fai
   client.destroy();
 });
 
-test("the PUT signer signs as the SDK's SignatureV4 does: random headers, keys, dates and credentials", async () => {
+test("the PUT signer signs as the SDK's SignatureV4 does: random headers, keys, queries (UploadPart's), dates and credentials", async () => {
   const random = seededRandom(20261126);
   const pick = <T>(xs: T[]): T => xs[Math.floor(random() * xs.length)]!;
   const text = (chars: string, max: number) => Array.from({ length: 1 + Math.floor(random() * max) }, () => pick([...chars])).join('');
@@ -309,6 +309,7 @@ test("the PUT signer signs as the SDK's SignatureV4 does: random headers, keys, 
     const region = pick(['us-east-1', 'eu-west-3', 'default']);
     const now = Date.UTC(2020, 0, 1) + Math.floor(random() * 2e11);
     const path = `/${pick(['bucket/', ''])}${text('abc%20XYZ-_.~/()', 40)}`;
+    const params: Record<string, string> = random() < 0.5 ? {} : { partNumber: String(1 + Math.floor(random() * 10_000)), uploadId: text('abcXYZ019-_.~+/=:', 60) };
     const headers: Record<string, string> = {
       host: pick(['127.0.0.1:7480', 'bucket.s3.us-east-1.amazonaws.com']),
       'content-length': String(Math.floor(random() * 1e9)),
@@ -320,9 +321,9 @@ test("the PUT signer signs as the SDK's SignatureV4 does: random headers, keys, 
       if (random() < 0.4) headers[name] = text(printable, 30);
     }
     const ours = { ...headers };
-    new PutSigner(region).sign('PUT', path, ours, credentials, now);
+    new PutSigner(region).sign('PUT', path, canonicalQuery(params), ours, credentials, now);
     const sdk = new SignatureV4({ credentials, region, service: 's3', sha256: Sha256, uriEscapePath: false, applyChecksum: false });
-    const theirs = await sdk.sign({ method: 'PUT', protocol: 'http:', hostname: 'h', path, headers: { ...headers }, query: {} }, { signingDate: new Date(now) });
+    const theirs = await sdk.sign({ method: 'PUT', protocol: 'http:', hostname: 'h', path, headers: { ...headers }, query: params }, { signingDate: new Date(now) });
     assert.equal(ours.authorization, theirs.headers.authorization, JSON.stringify({ path, headers }));
     assert.equal(ours['x-amz-date'], theirs.headers['x-amz-date']);
     assert.equal(ours['x-amz-security-token'], theirs.headers['x-amz-security-token']);
@@ -332,7 +333,7 @@ test("the PUT signer signs as the SDK's SignatureV4 does: random headers, keys, 
   const credentials = { accessKeyId: 'AKID', secretAccessKey: 'secret' };
   const signs = [0, 86_400_000].map((dt) => {
     const headers: Record<string, string> = { host: 'h', 'x-amz-content-sha256': 'UNSIGNED-PAYLOAD' };
-    signer.sign('PUT', '/b/k', headers, credentials, Date.UTC(2026, 10, 26, 23, 59, 59) + dt);
+    signer.sign('PUT', '/b/k', '', headers, credentials, Date.UTC(2026, 10, 26, 23, 59, 59) + dt);
     return headers.authorization!;
   });
   assert.match(signs[0]!, /Credential=AKID\/20261126\/us-east-1\/s3\/aws4_request, SignedHeaders=host;x-amz-content-sha256;x-amz-date, Signature=[0-9a-f]{64}$/);

@@ -3,7 +3,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import Agent from 'undici/lib/dispatcher/agent.js';
 import type { S3Settings } from '../config.js';
 import { S3Refused, S3Unreachable } from './errors.js';
-import { PutSigner, type Credentials } from './sigv4.js';
+import { PutSigner, canonicalQuery, uriEncode, type Credentials } from './sigv4.js';
 
 /**
  * Single PUTs sent without the SDK's command pipeline: signed by PutSigner (sigv4.ts), sent on keep-alive
@@ -38,11 +38,23 @@ export class DirectPut {
     void this.agent.destroy().catch(() => {});
   }
 
-  /** PUTs one object; returns its ETag (lower-case hex, no quotes). */
-  async put(bucket: string, key: string, body: Buffer, md5: Buffer, headers: Record<string, string>): Promise<string> {
+  /**
+   * PUTs one object, or with `part` one part of a multipart upload (UploadPart); returns its ETag (lower-case
+   * hex, no quotes).
+   */
+  async put(
+    bucket: string,
+    key: string,
+    body: Buffer,
+    md5: Buffer,
+    headers: Record<string, string>,
+    part?: { number: number; uploadId: string },
+  ): Promise<string> {
     const { hostname, port, path } = this.address(bucket, key);
     const host = port ? `${hostname}:${port}` : hostname;
     const origin = `${this.base.protocol}//${host}`;
+    const query = part ? canonicalQuery({ partNumber: String(part.number), uploadId: part.uploadId }) : '';
+    const what = part ? `UploadPart ${key} #${part.number}` : `PUT ${key}`;
     for (let attempt = 1; ; attempt++) {
       const signed: Record<string, string> = {
         ...headers,
@@ -51,16 +63,16 @@ export class DirectPut {
         'content-md5': md5.toString('base64'),
         'x-amz-content-sha256': 'UNSIGNED-PAYLOAD',
       };
-      this.signer.sign('PUT', path, signed, await this.credentials());
+      this.signer.sign('PUT', path, query, signed, await this.credentials());
       let failure: S3Refused | S3Unreachable;
       try {
-        const res = await this.send(signed, origin, path, body);
+        const res = await this.send(signed, origin, query ? `${path}?${query}` : path, body);
         if (res.status < 300) return (res.etag ?? '').replace(/^"|"$/g, '').toLowerCase();
-        failure = new S3Refused(res.status, res.code ?? `Http${res.status}`, `PUT ${key}: ${res.status} ${res.code ?? ''}`.trim());
+        failure = new S3Refused(res.status, res.code ?? `Http${res.status}`, `${what}: ${res.status} ${res.code ?? ''}`.trim());
         if (!retryable(res.status, res.code)) throw failure;
       } catch (err) {
         if (err instanceof S3Refused && !retryable(err.status, err.code)) throw err;
-        failure = err instanceof S3Refused ? err : new S3Unreachable(`PUT ${key}: ${(err as NodeJS.ErrnoException).code ?? ''} ${(err as Error).message}`.trim(), { cause: err });
+        failure = err instanceof S3Refused ? err : new S3Unreachable(`${what}: ${(err as NodeJS.ErrnoException).code ?? ''} ${(err as Error).message}`.trim(), { cause: err });
       }
       if (attempt >= this.maxAttempts) throw failure;
       // Full jitter, as the SDK's standard retry strategy: up to 100 ms × 2^attempt, at most 20 s.
@@ -69,7 +81,7 @@ export class DirectPut {
   }
 
   private address(bucket: string, key: string): { hostname: string; port: string; path: string } {
-    const encodedKey = PLAIN_KEY.test(key) ? key : key.split('/').map(encodeSegment).join('/');
+    const encodedKey = PLAIN_KEY.test(key) ? key : key.split('/').map(uriEncode).join('/');
     const prefix = this.base.pathname.replace(/\/$/, '');
     // Virtual-hosted style where the bucket name is a valid host label (no dots under TLS), path style otherwise.
     if (this.virtualHost && !(bucket.includes('.') && this.base.protocol === 'https:')) {
@@ -133,8 +145,3 @@ function retryable(status: number, code?: string): boolean {
 
 /** A key of only the characters that stand for themselves in a path (RFC 3986 unreserved, and `/`). */
 const PLAIN_KEY = /^[A-Za-z0-9\-._~/]*$/;
-
-/** One key segment, percent-encoded as S3 signs it (RFC 3986 unreserved characters left as they are). */
-function encodeSegment(segment: string): string {
-  return encodeURIComponent(segment).replace(/[!'()*]/g, (c) => `%${c.charCodeAt(0).toString(16).toUpperCase()}`);
-}

@@ -34,7 +34,18 @@ let direct: DirectPut | undefined;
 type Message =
   | { type: 'settings'; s3: S3Settings; maxAttempts: number; maxSockets: number }
   | { type: 'credentials'; identity?: Credentials; failure?: string }
-  | { type?: undefined; id: number; bucket: string; key: string; buffer: SharedArrayBuffer; offset: number; length: number; md5: Uint8Array; headers: Record<string, string> };
+  | {
+      type?: undefined;
+      id: number;
+      bucket: string;
+      key: string;
+      buffer: SharedArrayBuffer;
+      offset: number;
+      length: number;
+      md5: Uint8Array;
+      headers: Record<string, string>;
+      part?: { number: number; uploadId: string };
+    };
 
 port.on('message', async (m: Message) => {
   if (m.type === 'settings') {
@@ -51,7 +62,7 @@ port.on('message', async (m: Message) => {
   try {
     const body = Buffer.from(m.buffer, m.offset, m.length);
     const md5 = Buffer.from(m.md5.buffer, m.md5.byteOffset, m.md5.byteLength);
-    port.postMessage({ id: m.id, etag: await direct!.put(m.bucket, m.key, body, md5, m.headers) });
+    port.postMessage({ id: m.id, etag: await direct!.put(m.bucket, m.key, body, md5, m.headers, m.part) });
   } catch (err) {
     port.postMessage({ id: m.id, failure: failureOf(err) });
   }

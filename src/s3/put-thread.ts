@@ -8,7 +8,7 @@ import { S3Refused, S3Unreachable } from './errors.js';
 export type PutFailure = { kind: 'refused'; status: number; code: string; message: string } | { kind: 'unreachable' | 'error'; message: string };
 
 /**
- * Single PUTs (`DirectPut`) sent from a thread of their own. On a drive of small files one thread was the limit
+ * Single PUTs and the parts of multipart uploads (`DirectPut`) sent from a thread of their own. On a drive of small files one thread was the limit
  * of a load: per file it read, hashed, journaled, and also signed, sent and parsed the answer, while the second
  * core had room. Here the main thread reads and hashes the next files while this thread signs and sends; a body
  * stays in the station's shared memory (no copy) until its answer is back.
@@ -73,8 +73,11 @@ export class PutThread {
     }
   }
 
-  /** PUTs one object; returns its ETag (lower-case hex, no quotes). `body` must not change until then. */
-  put(bucket: string, key: string, body: Buffer, md5: Buffer, headers: Record<string, string>): Promise<string> {
+  /**
+   * PUTs one object, or with `part` one part of a multipart upload; returns its ETag (lower-case hex, no quotes).
+   * `body` must not change until then.
+   */
+  put(bucket: string, key: string, body: Buffer, md5: Buffer, headers: Record<string, string>, part?: { number: number; uploadId: string }): Promise<string> {
     if (this.destroyed) return Promise.reject(new Error('PUT thread ended (the station is closing)'));
     if (this.ended) this.worker = this.start();
     const id = this.nextId++;
@@ -82,7 +85,7 @@ export class PutThread {
     if (this.waiting.size === 0) this.worker.ref();
     return new Promise((resolve, reject) => {
       this.waiting.set(id, { resolve, reject });
-      this.worker.postMessage({ id, bucket, key, buffer: body.buffer, offset: body.byteOffset, length: body.length, md5, headers });
+      this.worker.postMessage({ id, bucket, key, buffer: body.buffer, offset: body.byteOffset, length: body.length, md5, headers, part });
     });
   }
 
