@@ -1,5 +1,5 @@
 import assert from 'node:assert/strict';
-import { writeFileSync } from 'node:fs';
+import { renameSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { test } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
@@ -125,4 +125,29 @@ test('S3 unreachable: the load stops, the job stays InProgress; run again and it
   );
   const putsOfA = p.proxy().log.filter((l) => l.method === 'PUT' && l.path.endsWith('/a.txt')).length;
   assert.equal(putsOfA, 1, 'a finished file is not uploaded again');
+});
+
+test('a drive pulled while it is walked: the entries the walk can no longer see get no row; plugged back, they load', async (t) => {
+  const p = await withProxy(t);
+  // One request at a time, so two files open at once: the walk waits at the third file while the first PUT is held.
+  const setup = await setupLoad(t, { endpoint: p.endpoint, upload: '  maxRequests: 1\n' });
+  const files: Record<string, string> = {};
+  for (const name of 'abcdefgh') files[`${name}.txt`] = `file ${name}`;
+  writeDrive(setup.drive, files);
+  p.proxy().addRule({ match: isPut('a.txt'), fault: { kind: 'delay', ms: 1500 }, times: 1 });
+  const running = setup.runAsync(['load', setup.drive]);
+  await sleep(700);
+  // Pulled: the walk has listed the folder and looked at a, b and c; it looks at d and the rest only now.
+  const away = `${setup.drive}-in-hand`;
+  renameSync(setup.drive, away);
+  const first = await running;
+  assert.equal(first.code, 4, first.stderr);
+  assert.match(first.stdout, /InProgress \(interrupted: the drive was removed/);
+  renameSync(away, setup.drive);
+  const second = await setup.runAsync(['load', setup.drive]);
+  assert.equal(second.code, 0, second.stderr + second.stdout);
+  const { rows } = await logFromBucket(setup);
+  assert.deepEqual(rows.map((x) => `${x.File} ${x.Status}`), ['SIGNATURE 103', ...Object.keys(files).map((f) => `${f} 200`)]);
+  const objects = await objectsIn(setup.s3, setup.bucket);
+  for (const [name, content] of Object.entries(files)) assert.equal(md5(objects.get(name)!), md5(content), name);
 });

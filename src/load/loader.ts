@@ -222,6 +222,12 @@ class Load {
         this.log.warn({ file, owner, key: (plan as { key: string }).key }, 'two files map to one key: the later one is not uploaded (KeyCollision)');
       }
       if ('row' in plan || owner !== undefined) {
+        // An entry the walk could not look at is the drive's loss when the drive is gone (pulled while walked):
+        // its row would end the file for good, and a resumed load would skip it.
+        if (e.error !== undefined && !(await this.deviceStillThere())) {
+          this.interrupt('the drive was removed: plug it back to resume');
+          break;
+        }
         const row = 'row' in plan ? plan.row : ROWS.keyCollision;
         this.record(e, seq, { at: Date.now(), file, ...row, key: '', md5: '', bytes: e.size, contentType: '' });
         continue;
