@@ -6,8 +6,8 @@ import { S3Refused, S3Unreachable } from './errors.js';
 import { PutSigner, canonicalQuery, uriEncode, type Credentials } from './sigv4.js';
 
 /**
- * Single PUTs sent without the SDK's command pipeline: signed by PutSigner (sigv4.ts), sent on keep-alive
- * connections by undici's Agent. For many small files the pipeline (serialize, endpoint rules, middleware,
+ * Single PUTs and the parts of multipart uploads sent without the SDK's command pipeline: signed by PutSigner
+ * (sigv4.ts), sent on keep-alive connections by undici's Agent. For many small files the pipeline (serialize, endpoint rules, middleware,
  * deserialize) costs about four times the CPU of signing and sending, and decides how fast a drive of small files
  * goes (docs/benchmarks.md); undici sends a PUT for about two thirds of the CPU node:http takes. Every
  * body carries its Content-MD5 and an unsigned payload, as through the SDK; failures are classified the same way
