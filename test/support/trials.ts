@@ -136,6 +136,13 @@ async function resumeUntilDone(
     }
     if (r.killed) {
       totals.kills++;
+      // A kill can land after the job ended, while the process was closing: the job is done, and a next run would
+      // rightly be refused (JobNotLoadable) rather than load it again.
+      const { jobStatus } = JSON.parse(setup.run(['job', 'status', setup.jobId, '--json']).stdout) as { jobStatus: string };
+      if (jobStatus === 'Completed' || jobStatus === 'CompletedWithErrors') {
+        story.push(`killed at ${Math.round(killAt!)} ms, after the job had ended (${jobStatus})`);
+        return story;
+      }
       story.push(`killed at ${Math.round(killAt!)} ms`);
     } else if (r.code === 0) {
       story.push(`done in ${Math.round(r.ms)} ms`);
