@@ -263,7 +263,8 @@ class Load {
       throw err;
     }
     if (result.kind === 'stopped') return;
-    if (result.kind === 'failed' && result.code === 'DeviceReadError' && !(await this.deviceStillThere())) {
+    // A read that failed, or found the file shorter than it was, may be the drive going away: then it is no row.
+    if (result.kind === 'failed' && (result.code === 'DeviceReadError' || result.code === 'FileChanged') && !(await this.deviceStillThere())) {
       this.interrupt('the drive was removed: plug it back to resume');
       return;
     }
