@@ -148,8 +148,7 @@ class Load {
         }
       } catch (err) {
         // The walk itself failed: with the device gone, that is a pulled drive, not a broken station.
-        if (await this.deviceStillThere()) throw err;
-        this.interrupt('the drive was removed: plug it back to resume');
+        if (!(await this.driveRemoved())) throw err;
       }
       this.checkCanceled();
       if (this.stop === 'shutdown') return this.outcome({ kind: 'interrupted', reason: this.interruption! });
@@ -224,10 +223,7 @@ class Load {
       if ('row' in plan || owner !== undefined) {
         // An entry the walk could not look at is the drive's loss when the drive is gone (pulled while walked):
         // its row would end the file for good, and a resumed load would skip it.
-        if (e.error !== undefined && !(await this.deviceStillThere())) {
-          this.interrupt('the drive was removed: plug it back to resume');
-          break;
-        }
+        if (e.error !== undefined && (await this.driveRemoved())) break;
         const row = 'row' in plan ? plan.row : ROWS.keyCollision;
         this.record(e, seq, { at: Date.now(), file, ...row, key: '', md5: '', bytes: e.size, contentType: '' });
         continue;
@@ -264,10 +260,7 @@ class Load {
     }
     if (result.kind === 'stopped') return;
     // A read that failed, or found the file shorter than it was, may be the drive going away: then it is no row.
-    if (result.kind === 'failed' && (result.code === 'DeviceReadError' || result.code === 'FileChanged') && !(await this.deviceStillThere())) {
-      this.interrupt('the drive was removed: plug it back to resume');
-      return;
-    }
+    if (result.kind === 'failed' && (result.code === 'DeviceReadError' || result.code === 'FileChanged') && (await this.driveRemoved())) return;
     const logKey = `${this.manifest.bucket}/${key}`;
     if (result.kind === 'stored') {
       this.record(e, seq, { at: Date.now(), file, ...ROWS.ok, key: logKey, md5: result.md5, bytes: result.size, contentType: result.contentType }, result.mtimeMs);
@@ -291,13 +284,15 @@ class Load {
     return Buffer.concat([Buffer.from(this.req.root), Buffer.from('/'), path]);
   }
 
-  private async deviceStillThere(): Promise<boolean> {
+  /** Whether the drive is gone (its root cannot be listed); if so the load is interrupted, to resume when it is back. */
+  private async driveRemoved(): Promise<boolean> {
     try {
       await stat(this.req.root);
       await readdir(this.req.root);
-      return true;
-    } catch {
       return false;
+    } catch {
+      this.interrupt('the drive was removed: plug it back to resume');
+      return true;
     }
   }
 

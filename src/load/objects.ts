@@ -91,12 +91,10 @@ export class ObjectWriter {
   }
 
   async part(key: string, uploadId: string, partNumber: number, body: Buffer, md5: Buffer): Promise<string> {
+    const what = `UploadPart ${key} #${partNumber}`;
     const direct = this.direct;
-    if (direct) {
-      const what = `UploadPart ${key} #${partNumber}`;
-      return this.limit(() => this.timed(what, () => direct.put(this.bucket, key, body, md5, {}, { number: partNumber, uploadId })));
-    }
-    const out = await this.send(`UploadPart ${key} #${partNumber}`, () =>
+    if (direct) return this.limit(() => this.timed(what, () => direct.put(this.bucket, key, body, md5, {}, { number: partNumber, uploadId })));
+    const out = await this.send(what, () =>
       this.client.send(
         new UploadPartCommand({
           Bucket: this.bucket,
