@@ -12,7 +12,7 @@ import { chmodSync, cpSync, rmSync } from 'node:fs';
 const out = 'dist/station';
 rmSync(out, { recursive: true, force: true });
 await build({
-  entryPoints: ['dist/cli/main.js', 'dist/load/count-worker.js', 'dist/load/md5-pool-worker.js', 'dist/s3/put-thread-worker.js'],
+  entryPoints: ['dist/cli/main.js', 'dist/load/count-worker.js', 'dist/load/md5-pool-worker.js', 'dist/s3/s3-thread-worker.js'],
   outdir: out,
   entryNames: '[name]',
   bundle: true,

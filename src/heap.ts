@@ -15,7 +15,7 @@ let started = false;
  * (a few collections of ~15 ms per load; none while the heap does not grow). Once per process; the timer never
  * keeps it alive.
  *
- * Only here: the same timer in the PUT thread (whose young generation is bounded instead, put-thread.ts) made
+ * Only here: the same timer in the S3 thread (whose young generation is bounded instead, s3-thread.ts) made
  * loads of small files 15 % slower although it collected twice.
  */
 export function keepHeapNearLive(): void {

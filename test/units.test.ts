@@ -1,9 +1,9 @@
 import { spawnSync } from 'node:child_process';
 import assert from 'node:assert/strict';
 import { createHash, createHmac } from 'node:crypto';
+import { createServer as createHttpServer } from 'node:http';
 import { createServer, type Socket } from 'node:net';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { S3Client } from '@aws-sdk/client-s3';
 import { SignatureV4 } from '@smithy/signature-v4';
 import { test } from 'node:test';
 import { parse as parseCsv } from 'csv-parse/sync';
@@ -15,9 +15,11 @@ import { Md5, updateAll, updatePair } from '../src/load/md5-lanes.js';
 import { MAX_PARTS, partSizeFor } from '../src/load/part-size.js';
 import { Progress } from '../src/load/progress.js';
 import { seededRandom } from '../src/random.js';
-import { DirectPut } from '../src/s3/direct-put.js';
+import { DirectS3 } from '../src/s3/direct.js';
+import { environmentCredentials } from '../src/s3/credentials.js';
+import { DirectObjects } from '../src/s3/direct-objects.js';
 import { S3Refused, S3Unreachable } from '../src/s3/errors.js';
-import { PutSigner, canonicalQuery } from '../src/s3/sigv4.js';
+import { Signer, canonicalQuery } from '../src/s3/sigv4.js';
 import { bytes } from './support/load.js';
 
 const MiB = 1024 * 1024;
@@ -277,29 +279,29 @@ test('a thread that keeps its heap near its live size collects it once it has gr
   assert.ok(later < grown - 20 * MiB, `collected: ${grown} -> ${later} bytes`);
 });
 
-test('a PUT thread that was destroyed fails every PUT at once; one that died fails what it held, and the next PUT gets a new thread', async () => {
-  const client = new S3Client({ region: 'us-east-1', credentials: { accessKeyId: 'AKIDTEST', secretAccessKey: 'not-used' } });
+test('an S3 thread that was destroyed fails every request at once; one that died fails what it held, and the next request gets a new thread', async () => {
+  const credentials = async () => ({ accessKeyId: 'AKIDTEST', secretAccessKey: 'not-used' });
   // Nothing listens on port 9: a PUT that reaches a live thread fails as S3 unreachable, not as a thread gone.
   const s3 = { ...loadConfig({ env: {} }).s3, endpoint: 'http://127.0.0.1:9', forcePathStyle: true };
-  const { PutThread } = await built<typeof import('../src/s3/put-thread.js')>('s3/put-thread.js');
+  const { S3Thread } = await built<typeof import('../src/s3/s3-thread.js')>('s3/s3-thread.js');
   const md5 = createHash('md5').update('x').digest();
-  const put = (t: InstanceType<typeof PutThread>) => soon(t.put('bucket', 'key', Buffer.from(new SharedArrayBuffer(1)).fill(0x78), md5, {}));
+  const put = (t: InstanceType<typeof S3Thread>) =>
+    soon(t.request({ method: 'PUT', bucket: 'bucket', key: 'key', body: Buffer.from(new SharedArrayBuffer(1)).fill(0x78), md5, what: 'PUT key' }));
 
-  const destroyed = new PutThread(client, { s3, maxAttempts: 1, maxSockets: 2 });
+  const destroyed = new S3Thread(credentials, { s3, maxAttempts: 1, maxSockets: 2 });
   await destroyed.destroy();
-  await assert.rejects(put(destroyed), /PUT thread ended/);
+  await assert.rejects(put(destroyed), /S3 thread ended/);
 
-  const dying = new PutThread(client, { s3, maxAttempts: 1, maxSockets: 2 });
+  const dying = new S3Thread(credentials, { s3, maxAttempts: 1, maxSockets: 2 });
   const held = put(dying);
   // The thread ends as one past its heap limit would.
   await (dying as unknown as { worker: import('node:worker_threads').Worker }).worker.terminate();
-  await assert.rejects(held, /PUT thread ended/);
-  await assert.rejects(put(dying), (err: Error) => err.name === 'S3Unreachable' || /ECONNREFUSED|unreachable/i.test(err.message));
+  await assert.rejects(held, /S3 thread ended/);
+  await assert.rejects(put(dying), (err: Error) => err.name === 'S3Unreachable' && /^PUT key: .*ECONNREFUSED/.test(err.message));
   await dying.destroy();
-  client.destroy();
 });
 
-test("the PUT signer signs as the SDK's SignatureV4 does: random headers, keys, queries (UploadPart's), dates and credentials", async () => {
+test("the signer signs as the SDK's SignatureV4 does: random methods, headers, keys, queries (UploadPart's, listings'), payloads, dates and credentials", async () => {
   const random = seededRandom(20261126);
   const pick = <T>(xs: T[]): T => xs[Math.floor(random() * xs.length)]!;
   const text = (chars: string, max: number) => Array.from({ length: 1 + Math.floor(random() * max) }, () => pick([...chars])).join('');
@@ -309,27 +311,33 @@ test("the PUT signer signs as the SDK's SignatureV4 does: random headers, keys, 
     const region = pick(['us-east-1', 'eu-west-3', 'default']);
     const now = Date.UTC(2020, 0, 1) + Math.floor(random() * 2e11);
     const path = `/${pick(['bucket/', ''])}${text('abc%20XYZ-_.~/()', 40)}`;
-    const params: Record<string, string> = random() < 0.5 ? {} : { partNumber: String(1 + Math.floor(random() * 10_000)), uploadId: text('abcXYZ019-_.~+/=:', 60) };
+    const params = pick<Record<string, string>>([
+      {},
+      { partNumber: String(1 + Math.floor(random() * 10_000)), uploadId: text('abcXYZ019-_.~+/=:', 60) },
+      { uploads: '' },
+      { uploads: '', prefix: text(printable, 20), 'key-marker': text(printable, 20), 'upload-id-marker': text('abc019', 10) },
+    ]);
+    const method = pick(['PUT', 'POST', 'GET', 'HEAD', 'DELETE']);
     const headers: Record<string, string> = {
       host: pick(['127.0.0.1:7480', 'bucket.s3.us-east-1.amazonaws.com']),
       'content-length': String(Math.floor(random() * 1e9)),
       'content-md5': text('abcdefABCDEF0123456789/+', 22) + '==',
-      'x-amz-content-sha256': 'UNSIGNED-PAYLOAD',
+      'x-amz-content-sha256': pick(['UNSIGNED-PAYLOAD', createHash('sha256').update(text(printable, 100)).digest('hex')]),
       'content-type': pick(['text/plain', 'application/octet-stream', '  image/jpeg  ']),
     };
     for (const name of ['cache-control', 'content-encoding', 'content-disposition', 'x-amz-acl', 'expires', 'x-amz-meta-origin', 'x-amz-meta-disk-mtime', 'x-amz-storage-class', 'user-agent', 'expect']) {
       if (random() < 0.4) headers[name] = text(printable, 30);
     }
     const ours = { ...headers };
-    new PutSigner(region).sign('PUT', path, canonicalQuery(params), ours, credentials, now);
+    new Signer(region).sign(method, path, canonicalQuery(params), ours, credentials, now);
     const sdk = new SignatureV4({ credentials, region, service: 's3', sha256: Sha256, uriEscapePath: false, applyChecksum: false });
-    const theirs = await sdk.sign({ method: 'PUT', protocol: 'http:', hostname: 'h', path, headers: { ...headers }, query: params }, { signingDate: new Date(now) });
+    const theirs = await sdk.sign({ method, protocol: 'http:', hostname: 'h', path, headers: { ...headers }, query: params }, { signingDate: new Date(now) });
     assert.equal(ours.authorization, theirs.headers.authorization, JSON.stringify({ path, headers }));
     assert.equal(ours['x-amz-date'], theirs.headers['x-amz-date']);
     assert.equal(ours['x-amz-security-token'], theirs.headers['x-amz-security-token']);
   }
   // A signer keeps its key for the day: the next day's request is signed with the next day's key.
-  const signer = new PutSigner('us-east-1');
+  const signer = new Signer('us-east-1');
   const credentials = { accessKeyId: 'AKID', secretAccessKey: 'secret' };
   const signs = [0, 86_400_000].map((dt) => {
     const headers: Record<string, string> = { host: 'h', 'x-amz-content-sha256': 'UNSIGNED-PAYLOAD' };
@@ -397,24 +405,84 @@ test('a direct PUT to a server that goes silent (never answers, or stops reading
   });
   const { port } = server.address() as { port: number };
   const s3 = { endpoint: `http://127.0.0.1:${port}`, region: 'us-east-1', forcePathStyle: true, requestTimeoutMs: 300 } as never;
-  const put = new DirectPut(async () => ({ accessKeyId: 'a', secretAccessKey: 'b' }), s3, 2, 4);
-  t.after(() => put.destroy());
+  const direct = new DirectS3(async () => ({ accessKeyId: 'a', secretAccessKey: 'b' }), s3, 2, 4);
+  t.after(() => direct.destroy());
+  const put = new DirectObjects((req) => direct.request(req), async () => direct.destroy());
   const md5 = createHash('md5').digest();
   for (const [key, body] of [['silent', Buffer.alloc(10)], ['stalled', Buffer.alloc(64 * MiB)]] as const) {
     const started = performance.now();
-    const err = await put.put('b', key, body, md5, {}).then(() => undefined, (e: unknown) => e);
+    const err = await put.put('b', key, body, md5, { ContentType: 'application/octet-stream' }).then(() => undefined, (e: unknown) => e);
     const took = performance.now() - started;
     assert.ok(err instanceof S3Unreachable, `${key}: ${String(err)}`);
     assert.match((err as Error).message, new RegExp(`^PUT ${key}: `));
     assert.ok(took >= 600 && took < 10_000, `${key}: two tries of 300 ms, took ${Math.round(took)} ms`);
   }
   const started = performance.now();
-  assert.equal(await put.put('b', 'slow', Buffer.alloc(64 * MiB), md5, {}), '0123456789abcdef0123456789abcdef');
+  assert.equal(await put.put('b', 'slow', Buffer.alloc(64 * MiB), md5, { ContentType: 'application/octet-stream' }), '0123456789abcdef0123456789abcdef');
   const took = performance.now() - started;
   assert.ok(took > 2000, `a body that keeps moving is not cut off by the timeout (took ${Math.round(took)} ms)`);
-  const refused = await put.put('b', 'refused', Buffer.alloc(10), md5, {}).then(() => undefined, (e: unknown) => e);
+  const refused = await put.put('b', 'refused', Buffer.alloc(10), md5, { ContentType: 'application/octet-stream' }).then(() => undefined, (e: unknown) => e);
   assert.ok(refused instanceof S3Refused, String(refused));
   assert.equal((refused as S3Refused).status, 403);
   assert.equal((refused as S3Refused).code, 'AccessDenied');
   assert.deepEqual(seen, ['PUT', 'PUT', 'PUT', 'PUT', 'PUT', 'PUT'], 'two tries for each silent server, one for the slow one, one for the refusal (not retried)');
+});
+
+test("direct requests read S3's XML: a Complete that fails inside its 200 is tried again, listings page on and unescape keys, a HEAD's 404 is NotFound", async (t) => {
+  const seen: string[] = [];
+  let completes = 0;
+  const server = createHttpServer((req, res) => {
+    seen.push(`${req.method} ${req.url}`);
+    const xml = (body: string, status = 200) => res.writeHead(status, { 'content-type': 'application/xml' }).end(`<?xml version="1.0" encoding="UTF-8"?>\n${body}`);
+    const url = new URL(req.url!, 'http://h');
+    if (req.method === 'POST' && url.searchParams.has('uploads')) return xml('<InitiateMultipartUploadResult><Bucket>b</Bucket><Key>k</Key><UploadId>u&amp;1</UploadId></InitiateMultipartUploadResult>');
+    if (req.method === 'POST') {
+      completes++;
+      // AWS: the 200 goes out at once, the outcome follows in the body.
+      if (completes === 1) return xml('<Error><Code>InternalError</Code><Message>We encountered an internal error. Please try again.</Message></Error>');
+      return xml('<CompleteMultipartUploadResult><Bucket>b</Bucket><Key>k</Key><ETag>&quot;3858F62230AC3C915F300C664312C11F-2&quot;</ETag></CompleteMultipartUploadResult>');
+    }
+    if (req.method === 'HEAD') return res.writeHead(404).end();
+    if (url.searchParams.has('key-marker')) {
+      return xml('<ListMultipartUploadsResult><IsTruncated>false</IsTruncated><Upload><Key>c/d</Key><UploadId>u3</UploadId><Initiated>2026-11-26T08:00:00.000Z</Initiated></Upload></ListMultipartUploadsResult>');
+    }
+    return xml(
+      '<ListMultipartUploadsResult><KeyMarker></KeyMarker><NextKeyMarker>a&amp;b&lt;c</NextKeyMarker><NextUploadIdMarker>u2</NextUploadIdMarker><IsTruncated>true</IsTruncated>' +
+        '<Upload><Key>a&amp;b&lt;c</Key><UploadId>u2</UploadId><Owner><ID>x</ID></Owner><Initiated>2026-11-25T08:00:00.000Z</Initiated></Upload></ListMultipartUploadsResult>',
+    );
+  });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  t.after(() => server.close());
+  const { port } = server.address() as { port: number };
+  const s3 = { endpoint: `http://127.0.0.1:${port}`, region: 'us-east-1', forcePathStyle: true, requestTimeoutMs: 5000 } as never;
+  const direct = new DirectS3(async () => ({ accessKeyId: 'a', secretAccessKey: 'b' }), s3, 3, 4);
+  t.after(() => direct.destroy());
+  const objects = new DirectObjects((req) => direct.request(req), async () => direct.destroy());
+
+  assert.equal(await objects.create('b', 'k', { ContentType: 'text/plain' }), 'u&1');
+  const etag = await objects.complete('b', 'k', 'u&1', [{ partNumber: 1, etag: 'aa' }, { partNumber: 2, etag: 'bb' }]);
+  assert.equal(etag, '3858f62230ac3c915f300c664312c11f-2');
+  assert.equal(completes, 2, 'the error inside the 200 was tried again');
+  const first = await objects.listUploads('b', 'p/');
+  assert.deepEqual(first, { uploads: [{ key: 'a&b<c', uploadId: 'u2', initiated: new Date('2026-11-25T08:00:00.000Z') }], next: { key: 'a&b<c', uploadId: 'u2' } });
+  const second = await objects.listUploads('b', 'p/', first.next);
+  assert.deepEqual(second, { uploads: [{ key: 'c/d', uploadId: 'u3', initiated: new Date('2026-11-26T08:00:00.000Z') }] });
+  const missing = await objects.head('b', 'gone').then(() => undefined, (e: unknown) => e);
+  assert.ok(missing instanceof S3Refused && missing.status === 404 && missing.code === 'NotFound', String(missing));
+  assert.deepEqual(seen, [
+    'POST /b/k?uploads=',
+    'POST /b/k?uploadId=u%261',
+    'POST /b/k?uploadId=u%261',
+    'GET /b/?prefix=p%2F&uploads=',
+    'GET /b/?key-marker=a%26b%3Cc&prefix=p%2F&upload-id-marker=u2&uploads=',
+    'HEAD /b/gone',
+  ]);
+});
+
+test('credentials: keys in the environment are used as the SDK chain would, and not when AWS_PROFILE names a profile', () => {
+  const keys = { AWS_ACCESS_KEY_ID: 'AKID', AWS_SECRET_ACCESS_KEY: 'secret' };
+  assert.deepEqual(environmentCredentials(keys), { accessKeyId: 'AKID', secretAccessKey: 'secret' });
+  assert.deepEqual(environmentCredentials({ ...keys, AWS_SESSION_TOKEN: 'tok' }), { accessKeyId: 'AKID', secretAccessKey: 'secret', sessionToken: 'tok' });
+  assert.equal(environmentCredentials({ ...keys, AWS_PROFILE: 'station' }), undefined);
+  assert.equal(environmentCredentials({ AWS_ACCESS_KEY_ID: 'AKID' }), undefined);
 });

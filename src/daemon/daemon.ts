@@ -88,7 +88,7 @@ export class Daemon {
     if (stale.length > 0) this.log.info({ mountpoints: stale }, 'unmounted what a previous run left mounted');
     const expired = this.station.store.expireOverdue();
     if (expired.length > 0) this.log.info({ jobs: expired }, 'jobs expired');
-    const aborted = await abortAbandonedUploads(this.station.journalDb, this.station.client, this.station.limit, this.log).catch((err) => {
+    const aborted = await abortAbandonedUploads(this.station.journalDb, this.station.s3, this.station.limit, this.log).catch((err) => {
       this.log.warn({ err: describe(err) }, 'could not sweep abandoned multipart uploads; will try at the next start');
       return 0;
     });

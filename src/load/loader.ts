@@ -1,6 +1,5 @@
 import { createHash } from 'node:crypto';
 import { readdir, stat } from 'node:fs/promises';
-import type { S3Client } from '@aws-sdk/client-s3';
 import type { Logger } from 'pino';
 import type { LimitFunction } from 'p-limit';
 import type { Config } from '../config.js';
@@ -10,7 +9,7 @@ import type { Db } from '../jobs/db.js';
 import type { Job, JobStore } from '../jobs/store.js';
 import type { Manifest } from '../manifest/types.js';
 import type { LoadMetrics } from '../metrics.js';
-import type { PutThread } from '../s3/put-thread.js';
+import type { S3Objects } from '../s3/api.js';
 import { describe } from '../errors.js';
 import { S3Refused, S3Unreachable } from '../s3/errors.js';
 import { admit } from './admit.js';
@@ -27,15 +26,14 @@ import { abortAbandonedUploads, abortOrphanedUploads } from './sweep.js';
 import { FileUploader, type StopReason, type UploadResult } from './upload-file.js';
 import { walk, displayPath, type Entry } from './walk.js';
 
-/** What a station shares among all its loads: one S3 client and one budget of requests, memory and open files. */
+/** What a station shares among all its loads: one way to S3 and one budget of requests, memory and open files. */
 export interface Station {
   store: JobStore;
   /** the same database file as the store, on a connection that does not sync every commit: a commit per file */
   journalDb: Db;
   config: Config;
-  client: S3Client;
-  /** single PUTs without the SDK's pipeline (s3.directPut), sent from a thread of their own */
-  directPut?: PutThread;
+  /** the S3 calls (src/s3/open.ts) */
+  s3: S3Objects;
   limit: LimitFunction;
   memory: BodyMemory;
   md5: Md5Pool;
@@ -105,7 +103,7 @@ class Load {
   ) {
     this.journal = new Journal(station.journalDb, job.id);
     this.mapper = new KeyMapper(manifest);
-    this.writer = new ObjectWriter(station.client, manifest.bucket, station.limit, station.directPut, station.metrics?.request);
+    this.writer = new ObjectWriter(station.s3, manifest.bucket, station.limit, station.metrics?.request);
     this.progress = req.progress ?? new Progress();
     this.uploader = new FileUploader({
       writer: this.writer,
@@ -317,7 +315,7 @@ class Load {
     const { store } = this.station;
     // Rows first: a multipart file's row takes its upload out of the registry, which the sweep aborts.
     this.journal.flush();
-    await abortAbandonedUploads(this.station.journalDb, this.station.client, this.station.limit, this.log, this.job.id);
+    await abortAbandonedUploads(this.station.journalDb, this.station.s3, this.station.limit, this.log, this.job.id);
     await this.abortOrphans();
     const logFile = writeLocalLog(store.dataDir, this.job.id, this.journal.rows());
     const logKey = this.manifest.logPrefix + logName(this.job.id);
@@ -326,7 +324,7 @@ class Load {
       const body = await readLogInto(logFile, (size) => this.station.memory.take(size));
       try {
         const md5 = await this.station.md5.digest(body.buffer);
-        const logWriter = new ObjectWriter(this.station.client, this.manifest.logBucket, this.station.limit, this.station.directPut, this.station.metrics?.request);
+        const logWriter = new ObjectWriter(this.station.s3, this.manifest.logBucket, this.station.limit, this.station.metrics?.request);
         await logWriter.put(logKey, body.buffer, md5, { ContentType: 'text/csv; charset=utf-8' });
       } finally {
         body.give();

@@ -1,7 +1,7 @@
-import type { S3Client } from '@aws-sdk/client-s3';
 import type { LimitFunction } from 'p-limit';
 import type { Logger } from 'pino';
 import type { Db } from '../jobs/db.js';
+import type { S3Objects } from '../s3/api.js';
 import { ObjectWriter } from './objects.js';
 
 /**
@@ -9,7 +9,7 @@ import { ObjectWriter } from './objects.js';
  * InProgress (or of one job, when it ends), and those a crash left between CreateMultipartUpload and the
  * journal. Only uploads in the station's own registry are touched: a bucket may hold other people's uploads.
  */
-export async function abortAbandonedUploads(db: Db, client: S3Client, limit: LimitFunction, log: Logger, jobId?: string): Promise<number> {
+export async function abortAbandonedUploads(db: Db, s3: S3Objects, limit: LimitFunction, log: Logger, jobId?: string): Promise<number> {
   const rows = db
     .prepare(
       `SELECT u.upload_id, u.bucket, u.object_key, u.job_id FROM uploads u JOIN jobs j ON j.id = u.job_id
@@ -21,7 +21,7 @@ export async function abortAbandonedUploads(db: Db, client: S3Client, limit: Lim
   let aborted = 0;
   for (const u of rows) {
     try {
-      await new ObjectWriter(client, u.bucket, limit).abort(u.object_key, u.upload_id);
+      await new ObjectWriter(s3, u.bucket, limit).abort(u.object_key, u.upload_id);
     } catch (err) {
       log.warn({ jobId: u.job_id, uploadId: u.upload_id, err: (err as Error).message }, 'could not abort an abandoned multipart upload');
       continue;

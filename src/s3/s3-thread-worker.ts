@@ -1,12 +1,12 @@
 import { parentPort } from 'node:worker_threads';
 import type { S3Settings } from '../config.js';
-import { DirectPut } from './direct-put.js';
+import { DirectS3, type S3Request } from './direct.js';
 import { S3Refused, S3Unreachable } from './errors.js';
-import type { PutFailure } from './put-thread.js';
+import type { ThreadFailure } from './s3-thread.js';
 import type { Credentials } from './sigv4.js';
 
 /**
- * The thread of `PutThread` (put-thread.ts): one DirectPut, its keep-alive connections and signer. Its settings
+ * The thread of `S3Thread` (s3-thread.ts): one DirectS3, its keep-alive connections and signer. Its settings
  * come in the first message, not with the thread: a thread can start (and load its modules) before the station
  * has read its config and loaded the rest.
  */
@@ -29,27 +29,16 @@ const credentials = async (): Promise<Credentials> => {
   return asking.promise;
 };
 
-let direct: DirectPut | undefined;
+let direct: DirectS3 | undefined;
 
 type Message =
   | { type: 'settings'; s3: S3Settings; maxAttempts: number; maxSockets: number }
   | { type: 'credentials'; identity?: Credentials; failure?: string }
-  | {
-      type?: undefined;
-      id: number;
-      bucket: string;
-      key: string;
-      buffer: SharedArrayBuffer;
-      offset: number;
-      length: number;
-      md5: Uint8Array;
-      headers: Record<string, string>;
-      part?: { number: number; uploadId: string };
-    };
+  | { type?: undefined; id: number; request: Omit<S3Request, 'body'> & { md5?: Uint8Array }; buffer?: ArrayBufferLike; offset?: number; length?: number };
 
 port.on('message', async (m: Message) => {
   if (m.type === 'settings') {
-    direct = new DirectPut(credentials, m.s3, m.maxAttempts, m.maxSockets);
+    direct = new DirectS3(credentials, m.s3, m.maxAttempts, m.maxSockets);
     return;
   }
   if (m.type === 'credentials') {
@@ -60,15 +49,19 @@ port.on('message', async (m: Message) => {
     return;
   }
   try {
-    const body = Buffer.from(m.buffer, m.offset, m.length);
-    const md5 = Buffer.from(m.md5.buffer, m.md5.byteOffset, m.md5.byteLength);
-    port.postMessage({ id: m.id, etag: await direct!.put(m.bucket, m.key, body, md5, m.headers, m.part) });
+    const { md5, ...rest } = m.request;
+    const request: S3Request = {
+      ...rest,
+      ...(m.buffer && { body: Buffer.from(m.buffer, m.offset, m.length) }),
+      ...(md5 && { md5: Buffer.from(md5.buffer, md5.byteOffset, md5.byteLength) }),
+    };
+    port.postMessage({ id: m.id, answer: await direct!.request(request) });
   } catch (err) {
     port.postMessage({ id: m.id, failure: failureOf(err) });
   }
 });
 
-function failureOf(err: unknown): PutFailure {
+function failureOf(err: unknown): ThreadFailure {
   const message = (err as Error).message ?? String(err);
   if (err instanceof S3Refused) return { kind: 'refused', status: err.status, code: err.code, message };
   if (err instanceof S3Unreachable) return { kind: 'unreachable', message };

@@ -1,0 +1,176 @@
+import { hash } from 'node:crypto';
+import type { Readable } from 'node:stream';
+import { setTimeout as sleep } from 'node:timers/promises';
+import Agent from 'undici/lib/dispatcher/agent.js';
+import type { S3Settings } from '../config.js';
+import { S3Refused, S3Unreachable } from './errors.js';
+import { Signer, canonicalQuery, uriEncode, type Credentials } from './sigv4.js';
+import { xmlValue } from './xml.js';
+
+/** One S3 request as DirectS3 sends it. */
+export interface S3Request {
+  method: 'PUT' | 'POST' | 'GET' | 'HEAD' | 'DELETE';
+  bucket: string;
+  /** the object; absent: the bucket itself (a listing) */
+  key?: string;
+  /** a sub-resource without a value (`uploads`) has the value '' */
+  query?: Record<string, string>;
+  /** lower-case names */
+  headers?: Record<string, string>;
+  body?: Buffer;
+  /** the body's MD5: sent as Content-MD5, and then the payload is not signed (S3 checks the MD5) */
+  md5?: Buffer;
+  /** what the request does, for messages: `PUT key`, `UploadPart key #3` */
+  what: string;
+}
+
+/** What came back from a request S3 accepted: its ETag and length headers, and its XML (not kept for a PUT). */
+export interface S3Answer {
+  etag?: string;
+  size?: number;
+  xml?: string;
+}
+
+/**
+ * S3 requests sent without the SDK's command pipeline: signed by `Signer` (sigv4.ts), sent on keep-alive
+ * connections by undici's Agent. For many small files the pipeline (serialize, endpoint rules, middleware,
+ * deserialize) costs about four times the CPU of signing and sending, and decides how fast a drive of small files
+ * goes (docs/benchmarks.md); undici sends a PUT for about two thirds of the CPU node:http takes. Failures are
+ * classified as the SDK's are (`S3Refused` with S3's status and code, `S3Unreachable` when no answer came), after
+ * the same number of tries. What each request means (its query, its XML) is DirectObjects' (direct-objects.ts).
+ */
+export class DirectS3 {
+  private readonly signer: Signer;
+  private readonly agent: Agent;
+  private readonly base: URL;
+  private readonly virtualHost: boolean;
+
+  constructor(
+    private readonly credentials: () => Promise<Credentials>,
+    s3: S3Settings,
+    private readonly maxAttempts: number,
+    maxSockets: number,
+  ) {
+    this.signer = new Signer(s3.region);
+    this.base = new URL(s3.endpoint ?? `https://s3.${s3.region}.amazonaws.com`);
+    this.virtualHost = !s3.forcePathStyle;
+    // A connection silent this long is dead (a pulled cable, a hung server): the request fails and is retried.
+    // Idle connections are kept 10 s for the next files.
+    const timeout = s3.requestTimeoutMs;
+    this.agent = new Agent({ connections: maxSockets, headersTimeout: timeout, bodyTimeout: timeout, keepAliveTimeout: 10_000 });
+  }
+
+  destroy(): void {
+    void this.agent.destroy().catch(() => {});
+  }
+
+  async request(req: S3Request): Promise<S3Answer> {
+    const { hostname, port, path } = this.address(req.bucket, req.key);
+    const host = port ? `${hostname}:${port}` : hostname;
+    const origin = `${this.base.protocol}//${host}`;
+    const query = req.query ? canonicalQuery(req.query) : '';
+    const body = req.body;
+    // A body with Content-MD5 is checked by S3; any other (a Complete's list of parts) is small and signed.
+    const payload = req.md5 ? 'UNSIGNED-PAYLOAD' : hash('sha256', body ?? '', 'hex');
+    for (let attempt = 1; ; attempt++) {
+      const signed: Record<string, string> = { ...req.headers, host, 'x-amz-content-sha256': payload };
+      if (body) signed['content-length'] = String(body.length);
+      if (req.md5) signed['content-md5'] = req.md5.toString('base64');
+      this.signer.sign(req.method, path, query, signed, await this.credentials());
+      let failure: S3Refused | S3Unreachable;
+      try {
+        const res = await this.send(req.method, signed, origin, query ? `${path}?${query}` : path, body);
+        if (res.status < 300 && res.code === undefined) return res;
+        const refused = new S3Refused(res.status, res.code ?? `Http${res.status}`, `${req.what}: ${res.status} ${res.code ?? ''}`.trim());
+        if (!retryable(refused.status, refused.code)) throw refused;
+        failure = refused;
+      } catch (err) {
+        if (err instanceof S3Refused && !retryable(err.status, err.code)) throw err;
+        failure = err instanceof S3Refused ? err : new S3Unreachable(`${req.what}: ${(err as NodeJS.ErrnoException).code ?? ''} ${(err as Error).message}`.trim(), { cause: err });
+      }
+      if (attempt >= this.maxAttempts) throw failure;
+      // Full jitter, as the SDK's standard retry strategy: up to 100 ms × 2^attempt, at most 20 s.
+      await sleep(Math.random() * Math.min(20_000, 100 * 2 ** attempt));
+    }
+  }
+
+  private address(bucket: string, key: string | undefined): { hostname: string; port: string; path: string } {
+    const object = key === undefined ? '' : PLAIN_KEY.test(key) ? key : key.split('/').map(uriEncode).join('/');
+    const prefix = this.base.pathname.replace(/\/$/, '');
+    // Virtual-hosted style where the bucket name is a valid host label (no dots under TLS), path style otherwise.
+    if (this.virtualHost && !(bucket.includes('.') && this.base.protocol === 'https:')) {
+      return { hostname: `${bucket}.${this.base.hostname}`, port: this.base.port, path: `${prefix}/${object}` };
+    }
+    return { hostname: this.base.hostname, port: this.base.port, path: `${prefix}/${bucket}/${object}` };
+  }
+
+  private send(
+    method: S3Request['method'],
+    headers: Record<string, string>,
+    origin: string,
+    path: string,
+    body: Buffer | undefined,
+  ): Promise<S3Answer & { status: number; code?: string }> {
+    const raw: string[] = [];
+    for (const name in headers) raw.push(name, headers[name]!);
+    // A PUT's answer has nothing to read but its ETag; an error's XML names its code.
+    const keep = method !== 'PUT';
+    return new Promise((resolve, reject) => {
+      let status = 0;
+      let etag: string | undefined;
+      let size: number | undefined;
+      const text: Buffer[] = [];
+      const handler: Parameters<Agent['dispatch']>[1] = {
+        // (undici takes a handler with onRequestStart for its current interface, else for the one before)
+        onRequestStart() {},
+        onResponseStart(_, statusCode, responseHeaders) {
+          status = statusCode;
+          etag = responseHeaders.etag as string | undefined;
+          const length = responseHeaders['content-length'];
+          if (method === 'HEAD' && length !== undefined) size = Number(length);
+        },
+        onResponseData(_, chunk) {
+          if (keep || status >= 300) text.push(chunk);
+        },
+        onResponseEnd() {
+          if (text.length === 0) return resolve({ status, ...(status >= 300 && { code: method === 'HEAD' && status === 404 ? 'NotFound' : undefined }), etag, size });
+          const xml = Buffer.concat(text).toString('utf8');
+          // CompleteMultipartUpload can fail after its 200 went out: the error is then the answer's body. AWS says
+          // to retry it, as a server error.
+          const failed = status >= 300 || xml.includes('<Error>');
+          resolve({ status: status < 300 && failed ? 500 : status, etag, size, xml, ...(failed && { code: xmlValue(xml, 'Code') ?? `Http${status}` }) });
+        },
+        onResponseError(_, err) {
+          reject(err);
+        },
+      };
+      try {
+        const sent = body && body.length > PIECE ? (pieces(body) as unknown as Readable) : body;
+        this.agent.dispatch({ origin, path, method, headers: raw, ...(sent && { body: sent }) }, handler);
+      } catch (err) {
+        reject(err as Error);
+      }
+    });
+  }
+}
+
+/**
+ * A body given to undici whole is one write, and the request's timeout runs from there to S3's answer: on a slow
+ * link a large body would time out while its bytes were still going. Given in pieces, the timeout starts again
+ * with each piece the socket takes: it measures silence, as node:http's did. (undici takes any iterable body;
+ * its typings name only streams.) A body of 1 MiB or less goes whole: it needs 9 KB/s to beat the default timeout,
+ * and the pieces' writer cost the mixed bench drive's 1 MiB files 0.15 CPU-s (2.58 -> 2.48 s, 5 runs each).
+ */
+const PIECE = 1024 * 1024;
+
+function* pieces(body: Buffer): Generator<Buffer> {
+  for (let at = 0; at < body.length; at += PIECE) yield body.subarray(at, at + PIECE);
+}
+
+/** Retried as the SDK retries: server errors and throttling. */
+function retryable(status: number, code?: string): boolean {
+  return status >= 500 || status === 429 || code === 'SlowDown' || code === 'RequestTimeout' || code === 'RequestTimeTooSkewed';
+}
+
+/** A key of only the characters that stand for themselves in a path (RFC 3986 unreserved, and `/`). */
+const PLAIN_KEY = /^[A-Za-z0-9\-._~/]*$/;
