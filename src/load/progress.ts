@@ -59,8 +59,8 @@ export class Progress {
   line(): string {
     const s = this.snapshot();
     const eta = s.etaSeconds === undefined ? '--:--' : duration(s.etaSeconds);
-    const [files, bytes] = this.totalsKnown ? [s.totalFiles.toLocaleString('en'), mib(s.totalBytes)] : ['?', '?'];
-    return `${s.files.toLocaleString('en')}/${files} files  ${mib(s.bytes)}/${bytes} MiB  ${mib(s.bytesPerSecond)} MiB/s  ETA ${eta}`;
+    const [files, bytes] = this.totalsKnown ? [thousands(s.totalFiles), mib(s.totalBytes)] : ['?', '?'];
+    return `${thousands(s.files)}/${files} files  ${mib(s.bytes)}/${bytes} MiB  ${mib(s.bytesPerSecond)} MiB/s  ETA ${eta}`;
   }
 
   summary(): string[] {
@@ -68,9 +68,9 @@ export class Progress {
     const lines = [...this.byCode.entries()].sort().map(([code, n]) => `  ${code.padEnd(26)} ${n}`);
     const avg = s.elapsedSeconds > 0 ? this.doneBytes / s.elapsedSeconds : 0;
     return [
-      `files: ${s.files.toLocaleString('en')}`,
+      `files: ${thousands(s.files)}`,
       ...lines,
-      `bytes: ${s.bytes.toLocaleString('en')} (${mib(s.bytes)} MiB) in ${s.elapsedSeconds.toFixed(1)} s, ${mib(avg)} MiB/s`,
+      `bytes: ${thousands(s.bytes)} (${mib(s.bytes)} MiB) in ${s.elapsedSeconds.toFixed(1)} s, ${mib(avg)} MiB/s`,
     ];
   }
 }
@@ -85,4 +85,9 @@ export function duration(seconds: number): string {
   const s = Math.floor(seconds % 60);
   const two = (n: number) => String(n).padStart(2, '0');
   return h > 0 ? `${h}:${two(m)}:${two(s)}` : `${m}:${two(s)}`;
+}
+
+/** `1,234,567`: what toLocaleString('en') writes, without loading ICU's number formats (~10 ms, at the end of every load). */
+function thousands(n: number): string {
+  return String(n).replace(/\B(?=(\d{3})+$)/g, ',');
 }
