@@ -25,9 +25,13 @@ const isPart = (key: string, n: number) => (r: { method: string; path: string; q
 test('a 503 is retried; a file whose retries run out gets S3 status and code in its row and the job goes on', async (t) => {
   const p = await withProxy(t);
   const setup = await setupLoad(t, { endpoint: p.endpoint });
-  writeDrive(setup.drive, { 'once.txt': 'retried once', 'always.txt': 'never stored', 'fine.txt': 'fine' });
+  writeDrive(setup.drive, { 'once.txt': 'retried once', 'always.txt': 'never stored', 'fine.txt': 'fine', 'refused.bin': bytes(12 * MiB, 7) });
   p.proxy().addRule({ match: isPut('once.txt'), fault: { kind: 'status', status: 503, code: 'SlowDown' } });
   p.proxy().addRule({ match: isPut('always.txt'), fault: { kind: 'status', status: 503, code: 'SlowDown' }, times: 100 });
+  // A multipart file whose upload S3 will not create: its parts, read while the CreateMultipartUpload was on its
+  // way, are never sent.
+  const isCreate = (r: { method: string; path: string; query: URLSearchParams }) => r.method === 'POST' && r.path.endsWith('/refused.bin') && r.query.has('uploads');
+  p.proxy().addRule({ match: isCreate, fault: { kind: 'status', status: 403, code: 'AccessDenied' }, times: 100 });
   const r = await setup.runAsync(['load', setup.drive]);
   assert.equal(r.code, 3, r.stderr);
   const { rows } = await logFromBucket(setup);
@@ -39,6 +43,10 @@ test('a 503 is retried; a file whose retries run out gets S3 status and code in 
   const attempts = (key: string) => p.proxy().log.filter((l) => l.method === 'PUT' && l.path.endsWith(`/${key}`)).length;
   assert.equal(attempts('once.txt'), 2, 'one 503, then stored');
   assert.equal(attempts('always.txt'), 3, 'maxAttempts: 3');
+  assert.equal(`${row('refused.bin').Status} ${row('refused.bin').Code}`, '403 AccessDenied');
+  const sent = p.proxy().log.filter((l) => l.path.endsWith('/refused.bin'));
+  assert.deepEqual(sent.map((l) => `${l.method} ${l.query}`), ['POST uploads='], 'one CreateMultipartUpload (a 403 is not tried again), and no part');
+  assert.equal(await openUploads(setup.s3, setup.bucket), 0);
   const objects = await objectsIn(setup.s3, setup.bucket);
   assert.deepEqual([...objects.keys()].sort(), ['fine.txt', 'once.txt']);
 });

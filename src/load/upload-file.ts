@@ -149,8 +149,15 @@ export class FileUploader {
     const count = Math.ceil(o.size / partSize);
 
     const resumed = await this.resume(f, o, partSize, count);
-    const uploadId = resumed?.uploadId ?? (await writer.create(f.key, this.headers(content, o.mtimeMs)));
-    if (!resumed) journal.startUpload(f.path, f.seq, writer.bucket, { uploadId, key: f.key, partSize, size: o.size, mtimeMs: o.mtimeMs });
+    // The upload is created while the first parts are read and hashed: its round trip is not in their way (on a
+    // real link tens of milliseconds per file, and at the start of a load the wait for the S3 thread).
+    const uploadId = resumed
+      ? Promise.resolve(resumed.uploadId)
+      : writer.create(f.key, this.headers(content, o.mtimeMs)).then((id) => {
+          journal.startUpload(f.path, f.seq, writer.bucket, { uploadId: id, key: f.key, partSize, size: o.size, mtimeMs: o.mtimeMs });
+          return id;
+        });
+    uploadId.catch(() => {}); // its failure is the file's: taken by the first part that waits for it, or in sendParts
     // The whole-file MD5 runs on a hash thread, which hashes each part for both its own MD5 and the file's.
     const whole = resumed?.whole ?? this.ctx.md5.running();
     try {
@@ -167,10 +174,10 @@ export class FileUploader {
     o: Source,
     content: ContentHeaders,
     /** `partMd5s` and `etags` hold the parts an earlier run sent (resumed), and the sending goes on after them */
-    u: { uploadId: string; partSize: number; count: number; partMd5s: Buffer[]; etags: string[]; whole: RunningMd5 },
+    u: { uploadId: Promise<string>; partSize: number; count: number; partMd5s: Buffer[]; etags: string[]; whole: RunningMd5 },
   ): Promise<UploadResult> {
     const { writer, journal } = this.ctx;
-    const { uploadId, partSize, count, partMd5s, etags, whole } = u;
+    const { partSize, count, partMd5s, etags, whole } = u;
     let failure: unknown;
     const inFlight = new Set<Promise<void>>();
     for (let n = partMd5s.length + 1; n <= count && failure === undefined && !this.ctx.stopReason(); n++) {
@@ -193,7 +200,7 @@ export class FileUploader {
         .next(body)
         .then(async (md5) => {
           partMd5s[n - 1] = md5;
-          const etag = await this.sendPart(f, o, uploadId, n, body, md5, offset);
+          const etag = await this.sendPart(f, o, await u.uploadId, n, body, md5, offset);
           etags[n - 1] = etag;
           // Journaled only once S3 holds the part.
           journal.recordPart(f.path, { partNumber: n, size: length, md5: md5.toString('hex'), etag });
@@ -209,14 +216,20 @@ export class FileUploader {
       inFlight.add(sent);
     }
     await Promise.all(inFlight);
+    let uploadId: string | undefined;
+    try {
+      uploadId = await u.uploadId;
+    } catch (err) {
+      failure ??= err;
+    }
 
     if (failure === undefined && this.ctx.stopReason()) {
       // Canceled: the upload is dropped. Shutting down: it stays, journaled, for the next run to continue.
-      if (this.ctx.stopReason() === 'cancel') await this.drop(f, uploadId);
+      if (this.ctx.stopReason() === 'cancel') await this.drop(f, uploadId!);
       return { kind: 'stopped' };
     }
     try {
-      if (failure !== undefined) throw failure;
+      if (failure !== undefined || uploadId === undefined) throw failure;
       if (await hasBytesAfter(o, o.size)) throw new FileChangedError(f.text, 'it grew');
       await this.checkUnchanged(f, o);
       const multipartEtag = `${md5Of(Buffer.concat(partMd5s)).toString('hex')}-${count}`;
@@ -229,7 +242,7 @@ export class FileUploader {
       }
       return { kind: 'stored', md5, size: o.size, contentType: content.contentType, mtimeMs: o.mtimeMs };
     } catch (err) {
-      await this.drop(f, uploadId);
+      if (uploadId !== undefined) await this.drop(f, uploadId);
       throw err;
     }
   }
