@@ -12,11 +12,16 @@ export interface DeviceTotals {
 
 /**
  * The totals of a device, counted on a thread of its own: the count walks every entry before the uploads reach
- * them, and on the main thread its metadata calls were a tenth of a load of small files.
+ * them, and on the main thread its metadata calls were a tenth of a load of small files. Undefined when `stop`
+ * came first (the thread is ended).
  */
-export function countDevice(root: string, manifest: Manifest): Promise<DeviceTotals> {
+export function countDevice(root: string, manifest: Manifest, stop: AbortSignal): Promise<DeviceTotals | undefined> {
   return new Promise((resolve, reject) => {
     const worker = new Worker(new URL('./count-worker.js', import.meta.url), { workerData: { root, manifest } });
+    stop.addEventListener('abort', () => {
+      resolve(undefined);
+      void worker.terminate();
+    });
     worker.once('message', (m: DeviceTotals | { error: string; code?: string }) => {
       if ('error' in m) reject(Object.assign(new Error(m.error), m.code !== undefined && { code: m.code }));
       else resolve(m);

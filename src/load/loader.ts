@@ -133,14 +133,17 @@ class Load {
     try {
       try {
         // The count runs beside the uploads: it only gives progress its totals, and a drive of many files would
-        // otherwise wait for a whole walk before its first byte goes up.
-        const counting = this.count().then(
+        // otherwise wait for a whole walk before its first byte goes up. Uploads that are done first (a drive of
+        // a few files, while the count's thread is still starting) do not wait for it.
+        const stopCount = new AbortController();
+        const counting = this.count(stopCount.signal).then(
           () => undefined,
           (err: unknown) => err,
         );
         try {
           await this.uploadAll();
         } finally {
+          stopCount.abort();
           const failed = await counting;
           if (failed !== undefined) throw failed;
         }
@@ -180,8 +183,10 @@ class Load {
   }
 
   /** A first pass over the metadata only, so progress can say "of how many"; on a thread of its own. */
-  private async count(): Promise<void> {
-    const { files, bytes } = await countDevice(this.req.root, this.manifest);
+  private async count(stop: AbortSignal): Promise<void> {
+    const totals = await countDevice(this.req.root, this.manifest, stop);
+    if (!totals) return;
+    const { files, bytes } = totals;
     this.progress.setTotals(files, bytes);
     this.log.info({ files, bytes }, 'device walked');
   }

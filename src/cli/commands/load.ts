@@ -1,9 +1,7 @@
 import { Exit } from '../../errors.js';
 import { makeLogger } from '../../log.js';
 import type { LoadOutcome } from '../../load/loader.js';
-import { Md5Pool } from '../../load/md5-pool.js';
 import { Progress } from '../../load/progress.js';
-import { S3Thread } from '../../s3/s3-thread.js';
 import type { Command } from '../command.js';
 
 export const loadCommand: Command = {
@@ -20,10 +18,6 @@ export const loadCommand: Command = {
     'was interrupted: run the same command again to resume), 2 usage or config errors.',
   async run(ctx) {
     const config = ctx.config();
-    // The threads load their modules on the other core while this one loads the load path (a load
-    // of one small file took 0.44 s, a quarter of it waiting for the PUT thread to start after all that).
-    if (S3Thread.usedFor(config.s3)) S3Thread.prestart();
-    Md5Pool.prestart();
     const [{ loadDevice }, { closeStation, openStation }] = await Promise.all([import('../../load/loader.js'), import('../../load/station.js')]);
     // On a terminal the live progress line tells what info lines would; warnings and errors still show.
     const level = process.stderr.isTTY && config.log.level === 'info' ? 'warn' : config.log.level;
