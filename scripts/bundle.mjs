@@ -7,7 +7,8 @@
 // Flat output: the entry points and the shared chunks sit side by side, so `new URL('./count-worker.js',
 // import.meta.url)` finds the worker from whichever chunk holds the code, as it does in dist/load/.
 import { build } from 'esbuild';
-import { chmodSync, cpSync, rmSync } from 'node:fs';
+import { chmodSync, cpSync, rmSync, writeFileSync } from 'node:fs';
+import { createRequire } from 'node:module';
 
 const out = 'dist/station';
 rmSync(out, { recursive: true, force: true });
@@ -26,13 +27,16 @@ await build({
   target: 'node20',
   sourcemap: 'linked',
   // Native add-ons load their .node file relative to their package; pino and prom-client find parts of themselves
-  // by path at run time. They stay in node_modules, and so do re2js, loaded only for a manifest that needs it
-  // (src/manifest/fields.ts), and mime-types, whose database Node reads as JSON faster than the JavaScript object
-  // esbuild makes of it (`station load` from start to its first file ~5 ms sooner).
-  external: ['better-sqlite3', 'drivelist', 'pino', 'prom-client', 're2js', 'mime-types'],
+  // by path at run time. They stay in node_modules, and so does re2js, loaded only for a manifest that needs it
+  // (src/manifest/fields.ts).
+  external: ['better-sqlite3', 'drivelist', 'pino', 'prom-client', 're2js'],
   // CommonJS code in the bundle calls require() for Node's own modules; an ES module has none of its own.
   banner: { js: "import { createRequire as __stationRequire } from 'node:module'; const require = __stationRequire(import.meta.url);" },
   logLevel: 'warning',
 });
 cpSync('src/screen/assets', `${out}/assets`, { recursive: true });
+// The built-in content types (src/load/content-type.ts): mime-types' table, computed once here rather than by
+// every load, beside the module in dist/ and beside the bundle's chunks.
+const mimeTable = JSON.stringify(createRequire(import.meta.url)('mime-types').types);
+for (const dir of ['dist/load', out]) writeFileSync(`${dir}/mime-types.json`, mimeTable);
 chmodSync(`${out}/main.js`, 0o755);

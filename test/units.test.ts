@@ -1,6 +1,7 @@
 import { spawnSync } from 'node:child_process';
 import assert from 'node:assert/strict';
 import { createHash, createHmac } from 'node:crypto';
+import { createRequire } from 'node:module';
 import { createServer as createHttpServer } from 'node:http';
 import { createServer, type Socket } from 'node:net';
 import { setTimeout as sleep } from 'node:timers/promises';
@@ -485,4 +486,16 @@ test('credentials: keys in the environment are used as the SDK chain would, and 
   assert.deepEqual(environmentCredentials({ ...keys, AWS_SESSION_TOKEN: 'tok' }), { accessKeyId: 'AKID', secretAccessKey: 'secret', sessionToken: 'tok' });
   assert.equal(environmentCredentials({ ...keys, AWS_PROFILE: 'station' }), undefined);
   assert.equal(environmentCredentials({ AWS_ACCESS_KEY_ID: 'AKID' }), undefined);
+});
+
+test("the built-in content types are mime-types' own: every extension mime-db knows, in any case", async () => {
+  const { builtInType } = await built<typeof import('../src/load/content-type.js')>('load/content-type.js');
+  const { lookup } = createRequire(import.meta.url)('mime-types') as typeof import('mime-types');
+  const db = createRequire(import.meta.url)('mime-db') as Record<string, { extensions?: string[] }>;
+  const extensions = [...new Set(Object.values(db).flatMap((t) => t.extensions ?? []))];
+  assert.ok(extensions.length > 1000, `${extensions.length} extensions`);
+  for (const ext of [...extensions, ...extensions.map((e) => e.toUpperCase()), 'no-such-extension']) {
+    assert.equal(builtInType(ext), lookup(ext) || undefined, ext);
+  }
+  assert.equal(builtInType('JPG'), 'image/jpeg');
 });
