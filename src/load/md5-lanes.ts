@@ -117,6 +117,11 @@ declare const WebAssembly: {
   Instance: new (module: object) => { exports: { blocks: (data: number, other: number, blocks: number) => void; memory: { buffer: ArrayBuffer } } };
 };
 
+/** Compiles the kernel now rather than at its first use: a hash thread does while it waits for its first body. */
+export function prepareLanes(): void {
+  kernel();
+}
+
 function kernel(): Kernel {
   if (compiled) return compiled;
   const { exports } = new WebAssembly.Instance(new WebAssembly.Module(md5Module()));

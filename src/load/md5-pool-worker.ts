@@ -1,6 +1,6 @@
 import { createHash } from 'node:crypto';
 import { parentPort } from 'node:worker_threads';
-import { Md5, updateAll, updatePair } from './md5-lanes.js';
+import { Md5, prepareLanes, updateAll, updatePair } from './md5-lanes.js';
 
 /**
  * One thread of the MD5 pool (md5-pool.ts): hashes bodies held in a SharedArrayBuffer, without a copy, either
@@ -25,6 +25,10 @@ parentPort!.on('message', (m: Message) => {
   queue.push(m);
   schedule();
 });
+
+// The kernel is compiled while the thread waits for its first body, not when the first part of a large file is
+// there to hash (~20 ms at the start of a load; a thread that only ever digests bodies wasted them).
+setImmediate(prepareLanes);
 
 function schedule(): void {
   if (scheduled || queue.length === 0) return;
