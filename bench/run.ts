@@ -20,7 +20,9 @@
  *   --only LIST          suite workloads to run (comma-separated: large,mixed,smallfiles,rss10x,rgw)
  *   --tree NAME|SPEC     one tree instead of the suite (mixed, large, small, smallfiles or e.g. 4x256M), the
  *                        earlier single-tree mode; with --target sink|rgw (default sink)
- *   --rounds N, -n N     rounds per workload (default 3; --quick: 1). rss10x always runs 1 round.
+ *   --rounds N, -n N     rounds per workload (default 5; --quick: 1). rss10x always runs 1 round. Five: one
+ *                        tool's wall time on the mixed drive moves ±0.2 s between rounds on this shared VM,
+ *                        and a median of three let one bad pair of rounds swing a ratio by ~0.1.
  *   --tools rclone,station   --rclone-args "ARGS"   --sink-port P   --verbose   --no-probe   --no-warmup
  *   env: BENCH_ROUNDS, BENCH_TREE (= --tree), BENCH_TOOLS, BENCH_RCLONE_ARGS, BENCH_STATION_CMD, BENCH_STATION_MAIN,
  *        BENCH_STATION_NODE_ARGS, BENCH_STATION_CONFIG (bench/station.ts),
@@ -77,7 +79,7 @@ interface Options {
 function parseOptions(argv: string[]): Options {
   let rounds: number | null = process.env.BENCH_ROUNDS ? Number(process.env.BENCH_ROUNDS) : null;
   const o: Options = {
-    rounds: 3,
+    rounds: 5,
     tree: process.env.BENCH_TREE || null,
     target: 'sink',
     quick: false,
@@ -146,7 +148,7 @@ function parseOptions(argv: string[]): Options {
         throw new Error(`unknown option ${a} (try --help)`);
     }
   }
-  o.rounds = rounds ?? (o.quick ? 1 : 3);
+  o.rounds = rounds ?? (o.quick ? 1 : 5);
   if (!Number.isInteger(o.rounds) || o.rounds < 1) throw new Error(`--rounds must be a positive integer`);
   for (const t of o.tools) if (t !== 'rclone' && t !== 'station') throw new Error(`unknown tool ${t}`);
   return o;
