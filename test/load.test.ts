@@ -7,6 +7,7 @@ import { gzipSync } from 'node:zlib';
 import { HeadObjectCommand } from '@aws-sdk/client-s3';
 import { s3ClientFor } from './support/rgw.js';
 import { MiB, bytes, logFromBucket, md5, objectsIn, openUploads, setupLoad, writeDrive } from './support/load.js';
+import { station } from './support/station.js';
 
 const LONG_DIR = Array.from({ length: 6 }, (_, i) => `${String(i).repeat(200)}`).join('/');
 
@@ -164,22 +165,45 @@ test('a clean drive ends Completed (exit 0), the log under logPrefix, a copy on 
   assert.match(again.stderr, /^JobNotLoadable: job \w+ is Completed/);
 });
 
-test('with s3.directPut off, single PUTs go through the SDK and store the same objects and headers', async (t) => {
+test('with s3.directPut off, every request goes through the SDK and stores the same objects and headers', async (t) => {
   const setup = await setupLoad(t, {
     manifest: 'cacheControl: max-age=5\nstaticMetadata:\n  origin: sdk-path\n',
   });
   const { readFileSync, writeFileSync } = await import('node:fs');
   writeFileSync(setup.configFile, readFileSync(setup.configFile, 'utf8').replace(/^s3:\n/, 's3:\n  directPut: false\n'));
   assert.match(readFileSync(setup.configFile, 'utf8'), /^s3:\n  directPut: false\n/);
-  const files = { 'a b.txt': 'with a space', 'ü/x.bin': bytes(3000, 5) };
+  const files = { 'a b.txt': 'with a space', 'ü/x.bin': bytes(3000, 5), 'big.bin': bytes(6 * MiB, 6) };
   writeDrive(setup.drive, files);
   const r = setup.run(['load', setup.drive]);
   assert.equal(r.code, 0, r.stderr);
   const objects = await objectsIn(setup.s3, setup.bucket);
   for (const [name, content] of Object.entries(files)) assert.equal(md5(objects.get(name)!), md5(content), name);
+  assert.equal(await openUploads(setup.s3, setup.bucket), 0, 'the multipart upload completed through the SDK');
   const client = s3ClientFor(setup.s3);
   t.after(() => client.destroy());
   const head = await client.send(new HeadObjectCommand({ Bucket: setup.bucket, Key: 'a b.txt' }));
   assert.equal(head.CacheControl, 'max-age=5');
   assert.equal(head.Metadata?.origin, 'sdk-path');
+});
+
+test('credentials from a profile: with AWS_PROFILE set, keys in the environment are not used, as by the SDK chain', async (t) => {
+  const setup = await setupLoad(t);
+  const files = { 'a.txt': 'a', 'big.bin': bytes(6 * MiB, 9) };
+  writeDrive(setup.drive, files);
+  const credentials = join(setup.dir, 'aws-credentials');
+  writeFileSync(credentials, `[station]\naws_access_key_id = ${setup.s3.accessKeyId}\naws_secret_access_key = ${setup.s3.secretAccessKey}\n`);
+  // Wrong keys in the environment: were they used, radosgw would refuse every request (InvalidAccessKeyId).
+  const env = {
+    STATION_CONFIG: setup.configFile,
+    STATION_DATA_DIR: setup.dataDir,
+    AWS_ACCESS_KEY_ID: 'AKIDNOTTHEONE',
+    AWS_SECRET_ACCESS_KEY: 'not-the-secret',
+    AWS_PROFILE: 'station',
+    AWS_SHARED_CREDENTIALS_FILE: credentials,
+    AWS_CONFIG_FILE: join(setup.dir, 'no-aws-config'),
+  };
+  const r = station(['load', setup.drive], { env });
+  assert.equal(r.code, 0, r.stderr);
+  const objects = await objectsIn(setup.s3, setup.bucket);
+  for (const [name, content] of Object.entries(files)) assert.equal(md5(objects.get(name)!), md5(content), name);
 });
