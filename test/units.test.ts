@@ -11,7 +11,7 @@ import { parse as parseCsv } from 'csv-parse/sync';
 import { csv, logDate } from '../src/importlog/format.js';
 import { loadConfig } from '../src/config.js';
 import { Budget } from '../src/load/budget.js';
-import { BodyMemory, type Body } from '../src/load/buffers.js';
+import { BodyMemory } from '../src/load/buffers.js';
 import { Md5, updateAll, updatePair } from '../src/load/md5-lanes.js';
 import { MAX_PARTS, partSizeFor } from '../src/load/part-size.js';
 import { Progress } from '../src/load/progress.js';
@@ -102,30 +102,6 @@ test('body memory lends pieces of one shared block, in order, joins what comes b
   const lh = await huge;
   assert.equal(lh.buffer.length, 10 * MiB);
   lh.give();
-  assert.equal(memory.inUse, 0);
-});
-
-test('a small body takes room from the rest of the block when its own share is full, unless a large body waits there', async () => {
-  // 4 MiB: a 512 KiB share for bodies up to 64 KiB, 3.5 MiB for the rest
-  const memory = new BodyMemory(4 * MiB);
-  const soon = async <T>(p: Promise<T>): Promise<T | 'waiting'> => Promise.race([p, new Promise<'waiting'>((r) => setImmediate(() => r('waiting')))]);
-  const share = await Promise.all(Array.from({ length: 8 }, () => memory.take(64 * 1024)));
-  const base = share[0]!.buffer.byteOffset;
-  assert.ok(share.every((x) => x.buffer.byteOffset - base < 512 * 1024), 'the first eight fill the small share');
-  const borrowed = await soon(memory.take(64 * 1024));
-  assert.notEqual(borrowed, 'waiting', 'the ninth is lent at once, from the rest of the block');
-  assert.ok((borrowed as Body).buffer.byteOffset - base >= 512 * 1024, 'outside the small share');
-  const large = memory.take(3.5 * MiB); // does not fit beside the borrowed piece: waits
-  assert.equal(await soon(large), 'waiting');
-  const tenth = memory.take(64 * 1024);
-  assert.equal(await soon(tenth), 'waiting', 'not ahead of the large body waiting in the rest');
-  share[0]!.give();
-  const t = await tenth;
-  assert.ok(t.buffer.byteOffset - base < 512 * 1024, 'the tenth gets the small share back');
-  (borrowed as Body).give();
-  const l = await large;
-  assert.equal(l.buffer.length, 3.5 * MiB);
-  for (const x of [...share.slice(1), t, l]) x.give();
   assert.equal(memory.inUse, 0);
 });
 

@@ -6,8 +6,7 @@
  * 96 MiB budget. Shared memory, so the MD5 threads read a body without a copy.
  *
  * Small bodies (up to 1/64 of the budget: 1.5 MiB of 96) and the others are lent from two shares of the block, an
- * eighth and the rest, each with its own queue (`Arena`). The small share is kept for small bodies, not a limit on
- * them: when it is full, a small body takes memory from the rest if nothing waits there.
+ * eighth and the rest, each with its own queue (`Arena`).
  */
 export class BodyMemory {
   private block: Buffer | undefined;
@@ -43,11 +42,7 @@ export class BodyMemory {
   /** Waits until `length` bytes can be lent, then lends a buffer of exactly that length. */
   take(length: number): Promise<Body> {
     const size = Math.max(ALIGN, Math.ceil(length / ALIGN) * ALIGN);
-    if (size > this.smallMax) return this.large.take(size, length);
-    // Capped at its share, a drive's 1 MiB files (after its large ones) went eleven at a time, the rest of the
-    // block idle and the station waiting on each one's round trip.
-    const arena = !this.small.hasRoomNow(size) && this.large.hasRoomNow(size) ? this.large : this.small;
-    return arena.take(size, length);
+    return (size <= this.smallMax ? this.small : this.large).take(size, length);
   }
 }
 
@@ -70,11 +65,6 @@ class Arena {
     private readonly counted: (size: number) => void,
   ) {
     this.free = capacity > 0 ? [{ offset: start, size: capacity }] : [];
-  }
-
-  /** Whether a piece of `size` would be lent at once, ahead of no one. */
-  hasRoomNow(size: number): boolean {
-    return this.waiting.length === 0 && size <= this.capacity && this.free.some((f) => f.size >= size);
   }
 
   take(size: number, length: number): Promise<Body> {
