@@ -3,7 +3,7 @@ import type { Worker } from 'node:worker_threads';
 /**
  * A worker thread started ahead of need and handed to the first taker. A thread takes a tenth of a second to load
  * its modules; started while the main thread loads its own, that time is spent on the other core instead of
- * after them (`station load` starts its PUT thread and a hash thread first thing). One that fails before it is
+ * after them (`station load` starts its S3 thread and a hash thread first thing). One that fails before it is
  * taken is forgotten: the taker then starts its own, and sees that one fail.
  */
 export class SpareThread {

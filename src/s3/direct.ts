@@ -80,13 +80,13 @@ export class DirectS3 {
       let failure: S3Refused | S3Unreachable;
       try {
         const res = await this.send(req.method, signed, origin, query ? `${path}?${query}` : path, body);
-        if (res.status < 300 && res.code === undefined) return res;
-        const refused = new S3Refused(res.status, res.code ?? `Http${res.status}`, `${req.what}: ${res.status} ${res.code ?? ''}`.trim());
+        if (res.code === undefined) return res;
+        const refused = new S3Refused(res.status, res.code, `${req.what}: ${res.status} ${res.code}`);
         if (!retryable(refused.status, refused.code)) throw refused;
         failure = refused;
       } catch (err) {
-        if (err instanceof S3Refused && !retryable(err.status, err.code)) throw err;
-        failure = err instanceof S3Refused ? err : new S3Unreachable(`${req.what}: ${(err as NodeJS.ErrnoException).code ?? ''} ${(err as Error).message}`.trim(), { cause: err });
+        if (err instanceof S3Refused) throw err;
+        failure = new S3Unreachable(`${req.what}: ${(err as NodeJS.ErrnoException).code ?? ''} ${(err as Error).message}`.trim(), { cause: err });
       }
       if (attempt >= this.maxAttempts) throw failure;
       // Full jitter, as the SDK's standard retry strategy: up to 100 ms × 2^attempt, at most 20 s.
@@ -111,6 +111,7 @@ export class DirectS3 {
     path: string,
     body: Buffer | undefined,
   ): Promise<S3Answer & { status: number; code?: string }> {
+    // An answer S3 refused has a `code`: S3's, or `NotFound` for a HEAD's bare 404, or `Http<status>`.
     const raw: string[] = [];
     for (const name in headers) raw.push(name, headers[name]!);
     // A PUT's answer has nothing to read but its ETag; an error's XML names its code.
@@ -133,7 +134,10 @@ export class DirectS3 {
           if (keep || status >= 300) text.push(chunk);
         },
         onResponseEnd() {
-          if (text.length === 0) return resolve({ status, ...(status >= 300 && { code: method === 'HEAD' && status === 404 ? 'NotFound' : undefined }), etag, size });
+          if (text.length === 0) {
+            const code = status < 300 ? undefined : method === 'HEAD' && status === 404 ? 'NotFound' : `Http${status}`;
+            return resolve({ status, etag, size, ...(code && { code }) });
+          }
           const xml = Buffer.concat(text).toString('utf8');
           // CompleteMultipartUpload can fail after its 200 went out: the error is then the answer's body. AWS says
           // to retry it, as a server error.

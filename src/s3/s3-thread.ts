@@ -21,7 +21,7 @@ export class S3Thread {
   private worker: Worker;
   private readonly waiting = new Map<number, { resolve: (answer: S3Answer) => void; reject: (err: Error) => void }>();
   private nextId = 1;
-  /** why the thread is gone: what was in flight failed with it, and the next PUT starts another thread */
+  /** why the thread is gone: what was in flight failed with it, and the next request starts another thread */
   private ended: Error | undefined;
   private destroyed = false;
 
@@ -37,7 +37,7 @@ export class S3Thread {
     return s3.directPut && s3.unsignedPayload;
   }
 
-  /** Starts the thread of the next S3Thread now (SpareThread): `station load`'s first PUT waited for it. */
+  /** Starts the thread of the next S3Thread now (SpareThread): `station load`'s first request waited for it. */
   static prestart(): void {
     spare.start();
   }
@@ -106,7 +106,7 @@ function spawn(): Worker {
     // Everything this thread makes dies with its request. Left to itself V8 grew its heap with the length of the
     // load (young generation 16 MiB on the mixed drive, 32 on one 10x larger; the whole heap 35 MiB with 6.5 live);
     // bounded, it stays near 20 MiB. 24 MiB of old generation is nearly four times what it holds with every request
-    // in flight (a thread past it would end: its PUTs fail, and the next PUT starts another thread); with 48 its heap
+    // in flight (a thread past it would end: its requests fail, and the next one starts another thread); with 48 its heap
     // still drifted from 16 to 21 MiB between the mixed drive and the one 10x larger.
     resourceLimits: { maxYoungGenerationSizeMb: 6, maxOldGenerationSizeMb: 24 },
   });

@@ -8,12 +8,12 @@ export interface Credentials {
 }
 
 /**
- * AWS Signature Version 4 for the requests DirectS3 sends: a PUT whose payload is not signed (or any request whose
- * (`x-amz-content-sha256: UNSIGNED-PAYLOAD`), with a query string or none. It signs what the SDK's SignatureV4 signs for that
- * shape, byte for byte (a unit test compares the two on random requests; radosgw checks every signature in the
- * load tests). Why not the SDK's: it is written for every shape (queries, presigning, event streams) and on a drive
- * of small files cost the PUT thread about 16 KiB of garbage per request and V8 a fifth of a second compiling it
- * (docs/benchmarks.md).
+ * AWS Signature Version 4 for the requests DirectS3 sends: headers signed, the payload's hash given in
+ * `x-amz-content-sha256` (`UNSIGNED-PAYLOAD` for a body with Content-MD5), with a query string or none. It signs
+ * what the SDK's SignatureV4 signs for those requests, byte for byte (a unit test compares the two on random
+ * requests; radosgw checks every signature in the load tests). Why not the SDK's: it is written for every shape
+ * (presigning, event streams) and on a drive of small files cost the S3 thread about 16 KiB of garbage per request
+ * and V8 a fifth of a second compiling it (docs/benchmarks.md).
  */
 export class Signer {
   private key: { scope: string; secret: string; value: Buffer } | undefined;
