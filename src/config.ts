@@ -364,8 +364,12 @@ function listenAddress(v: unknown): Listen {
   if (m[1] !== undefined && isIP(host) !== 6) throw `"[${host}]" is not an IPv6 address`;
   if (m[2] !== undefined && isIP(host) === 6) throw `an IPv6 address goes in brackets: "[${host}]:${m[3]}"`;
   if (port > 65_535) throw `port ${port} is over 65535`;
-  const loopback = host === 'localhost' || host === '::1' || (isIP(host) === 4 && host.startsWith('127.'));
-  return { host, port, loopback };
+  return { host, port, loopback: isLoopbackHost(host) };
+}
+
+/** A host that is this machine only: `localhost`, ::1 or 127.0.0.0/8 (IPv6 without its brackets). */
+export function isLoopbackHost(host: string): boolean {
+  return host === 'localhost' || host === '::1' || (isIP(host) === 4 && host.startsWith('127.'));
 }
 
 function bool(v: unknown): boolean {

@@ -241,7 +241,10 @@ test('/metrics after a load: files and bytes as on the drive, no errors, nothing
   // DNS rebinding: a name that is not a loopback one is not answered.
   const port = new URL(url).port;
   assert.equal((await get(new URL('api/status', url).href, `attacker.example:${port}`)).status, 421);
-  assert.equal((await get(new URL('api/status', url).href, `localhost:${port}`)).status, 200);
+  assert.equal((await get(new URL('api/status', url).href, `127.evil.example:${port}`)).status, 421);
+  for (const name of [`localhost:${port}`, `127.0.0.2:${port}`, `[::1]:${port}`]) {
+    assert.equal((await get(new URL('api/status', url).href, name)).status, 200, name);
+  }
   events.close();
   assert.equal(await daemon.kill('SIGTERM'), 0);
 });

@@ -8,6 +8,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { SignatureV4 } from '@smithy/signature-v4';
 import { test } from 'node:test';
 import { parse as parseCsv } from 'csv-parse/sync';
+import { commandWordsAt } from '../src/cli/words.js';
 import { csv, logDate } from '../src/importlog/format.js';
 import { loadConfig } from '../src/config.js';
 import { Budget } from '../src/load/budget.js';
@@ -33,6 +34,15 @@ test('part size grows so no file needs more than 10,000 parts', () => {
     assert.equal(part % MiB, 0);
   }
   assert.ok(partSizeFor(5 * 1024 ** 4, 5 * MiB) <= 5 * 1024 ** 3, 'a part stays within S3s 5 GiB');
+});
+
+test("a command's words are found past the common options and their values", () => {
+  const words = (argv: string[]) => commandWordsAt(argv).map((i) => argv[i]);
+  assert.deepEqual(words(['load', '/mnt/d']), ['load', '/mnt/d']);
+  assert.deepEqual(words(['--config', 'load', 'load', '/mnt/d']), ['load', '/mnt/d'], "a --config value named load is not the command");
+  assert.deepEqual(words(['--json', '--data-dir', '/var/x', 'job', 'list', 'extra']), ['job', 'list']);
+  assert.deepEqual(words(['--config=/etc/s.yaml', 'load']), ['load']);
+  assert.deepEqual(words(['--help']), []);
 });
 
 test('a budget holds back takers in order and lets one larger than the budget go alone', async () => {

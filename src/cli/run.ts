@@ -7,6 +7,7 @@ import { daemonCommand, statusCommand } from './commands/daemon.js';
 import { loadCommand } from './commands/load.js';
 import { mailCommands } from './commands/mail.js';
 import { signCommand } from './commands/sign.js';
+import { commandWordsAt } from './words.js';
 
 // Each command loads what only it needs (the daemon's watchers, mail, the S3 client) when it runs: every command
 // pays for what is imported here, and `station load` has no use for chokidar, drivelist, prom-client or nodemailer.
@@ -23,12 +24,7 @@ const COMMON_HELP = `options every command takes:
  * `station --config FILE job list`); returns it with the other arguments.
  */
 function findCommand(argv: string[]): { command?: Command; rest: string[]; words: string[] } {
-  const at: number[] = [];
-  for (let i = 0; i < argv.length && at.length < 2; i++) {
-    const arg = argv[i]!;
-    if (arg === '--config' || arg === '--data-dir') i++;
-    else if (!arg.startsWith('-')) at.push(i);
-  }
+  const at = commandWordsAt(argv);
   const words = at.map((i) => argv[i]!);
   for (let n = words.length; n > 0; n--) {
     const command = COMMANDS.find((c) => c.name === words.slice(0, n).join(' '));

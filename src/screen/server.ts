@@ -2,7 +2,7 @@ import { readFileSync } from 'node:fs';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import type { Logger } from 'pino';
-import type { ScreenSettings } from '../config.js';
+import { isLoopbackHost, type ScreenSettings } from '../config.js';
 import type { DriveState } from '../daemon/drive-state.js';
 import { describe } from '../errors.js';
 import type { JobStore } from '../jobs/store.js';
@@ -170,8 +170,8 @@ export class ScreenServer {
   private hostAllowed(host: string | undefined): boolean {
     if (!this.settings.loopback) return true;
     if (host === undefined) return true; // HTTP/1.0 clients: no browser sends a request without one
-    const name = host.replace(/:\d+$/, '');
-    return name === 'localhost' || name === '[::1]' || /^127\.\d+\.\d+\.\d+$/.test(name);
+    const name = host.replace(/:\d+$/, '').replace(/^\[(.*)\]$/, '$1');
+    return isLoopbackHost(name);
   }
 
   /** Server-sent events: the whole snapshot at once, then again whenever it changes. */
