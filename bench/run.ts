@@ -1063,6 +1063,11 @@ async function suite(opts: Options, stamp: string, runId: string, rcloneVersion:
     `machine: ${machine.cpuModel ?? '?'}, ${machine.cpus} cores, ${machine.memMiB} MiB; ${new Date().toISOString()}; ` +
       `node ${machine.node}; ${rcloneVersion ?? 'rclone -'}; ${opts.rounds} round(s) per workload`,
   );
+  const { ms, withoutExtraCaMs } = machine.nodeStart;
+  console.log(
+    `node's own start (node -e 0, part of every station run): ${ms} ms` +
+      (withoutExtraCaMs === null ? '' : `; ${withoutExtraCaMs} ms without NODE_EXTRA_CA_CERTS, which this environment sets`),
+  );
   const fmtValue = (r: TargetRow) => (r.value === null ? '-' : r.unit === 'MiB' ? `${r.value.toFixed(0)} MiB` : `${r.value.toFixed(2)}×`);
   console.log(
     table([
@@ -1099,9 +1104,31 @@ function machineInfo(rcloneVersion: string | null) {
     memMiB: Math.round(os.totalmem() / MiB),
     loadavg: os.loadavg(),
     node: process.version,
+    nodeStart: nodeStart(),
     rclone: rcloneVersion,
     kernel: os.release(),
   };
+}
+
+let nodeStartMs: { ms: number; withoutExtraCaMs: number | null } | undefined;
+
+/**
+ * What every `station load` pays before its first line runs: `node -e 0`'s wall time (median of 7). With
+ * NODE_EXTRA_CA_CERTS set, Node 20 builds its whole root certificate store at start (this bench's machine sets it
+ * for every process: 55 ms against 17); measured without it too, so the figure shows what is the environment's.
+ */
+function nodeStart(): { ms: number; withoutExtraCaMs: number | null } {
+  const time = (env: NodeJS.ProcessEnv) => {
+    const runs = Array.from({ length: 7 }, () => {
+      const t0 = performance.now();
+      spawnSync(process.execPath, ['-e', '0'], { env, stdio: 'ignore' });
+      return performance.now() - t0;
+    });
+    return Math.round(median(runs));
+  };
+  const { NODE_EXTRA_CA_CERTS, ...without } = process.env;
+  nodeStartMs ??= { ms: time(process.env), withoutExtraCaMs: NODE_EXTRA_CA_CERTS === undefined ? null : time(without) };
+  return nodeStartMs;
 }
 
 // ------------------------------------------------------------------------------------------------ main
