@@ -183,12 +183,14 @@ export class FileUploader {
     for (let n = partMd5s.length + 1; n <= count && failure === undefined && !this.ctx.stopReason(); n++) {
       const offset = (n - 1) * partSize;
       const length = Math.min(partSize, o.size - offset);
-      const lease = await this.ctx.memory.take(partSize);
+      // The last part takes only its own length: a file just past a whole number of parts held a whole part
+      // size of the budget for a few bytes.
+      const lease = await this.ctx.memory.take(length);
       if (failure !== undefined || this.ctx.stopReason()) {
         lease.give();
         break;
       }
-      const body = lease.buffer.subarray(0, length);
+      const body = lease.buffer;
       try {
         await this.readExact(f, o, body, length, offset);
       } catch (err) {
