@@ -16,6 +16,8 @@ import { BodyMemory } from '../src/load/buffers.js';
 import { Md5, updateAll, updatePair } from '../src/load/md5-lanes.js';
 import { MAX_PARTS, partSizeFor } from '../src/load/part-size.js';
 import { Progress } from '../src/load/progress.js';
+import { screenSnapshot } from '../src/screen/snapshot.js';
+import type { DriveState } from '../src/daemon/drive-state.js';
 import { seededRandom } from '../src/random.js';
 import { DirectS3 } from '../src/s3/direct.js';
 import { environmentCredentials } from '../src/s3/credentials.js';
@@ -43,6 +45,35 @@ test("a command's words are found past the common options and their values", () 
   assert.deepEqual(words(['--json', '--data-dir', '/var/x', 'job', 'list', 'extra']), ['job', 'list']);
   assert.deepEqual(words(['--config=/etc/s.yaml', 'load']), ['load']);
   assert.deepEqual(words(['--help']), []);
+});
+
+test("the screen's drive card: an erase shows the bytes overwritten, with rate and ETA; a load its files too; a finished load no rate", () => {
+  const drive = (stage: DriveState['stage'], progress: Progress): DriveState => ({
+    drive: { id: 'd1', kind: 'partition', device: '/dev/sdz1' },
+    stage,
+    jobId: 'ABCDE',
+    since: Date.now(),
+    progress,
+    controller: new AbortController(),
+    lastProgressAt: Date.now(),
+    lastDoneBytes: 0,
+  });
+  const erase = new Progress();
+  erase.setTotals(0, 16 * MiB);
+  erase.addBytes(8 * MiB);
+  const load = new Progress();
+  load.setTotals(3, 3 * MiB);
+  load.addBytes(MiB);
+  load.fileDone(200, 'OK');
+  const [erasing, loading, done] = screenSnapshot([drive('erasing', erase), drive('loading', load), drive('done', load)], [], false).drives;
+  assert.equal(erasing!.title, 'Erasing — do not unplug');
+  const e = erasing!.progress!;
+  assert.deepEqual([e.bytes, e.totalBytes, e.files, e.totalFiles], [8 * MiB, 16 * MiB, undefined, undefined]);
+  assert.ok(e.bytesPerSecond! > 0 && e.etaSeconds !== undefined, JSON.stringify(e));
+  assert.deepEqual([loading!.progress!.files, loading!.progress!.totalFiles], [1, 3]);
+  assert.ok(loading!.progress!.bytesPerSecond! > 0);
+  assert.equal(done!.progress!.bytesPerSecond, undefined, 'a finished load has no rate');
+  assert.equal(done!.progress!.files, 1);
 });
 
 test('a budget holds back takers in order and lets one larger than the budget go alone', async () => {

@@ -1,5 +1,5 @@
 import { hostname } from 'node:os';
-import { describeDrive, safeToUnplug, type DriveStage, type DriveState } from '../daemon/drive-state.js';
+import { describeDrive, progressMoves, safeToUnplug, type DriveStage, type DriveState } from '../daemon/drive-state.js';
 import type { Job } from '../jobs/store.js';
 
 /**
@@ -28,11 +28,12 @@ export interface ScreenDrive {
   since: string;
   safeToUnplug: boolean;
   progress?: {
-    files: number;
-    totalFiles: number;
+    /** files, not while erasing (an erase counts bytes of the device) */
+    files?: number;
+    totalFiles?: number;
     bytes: number;
     totalBytes: number;
-    /** while loading only */
+    /** while loading or erasing only */
     bytesPerSecond?: number;
     etaSeconds?: number;
   };
@@ -67,8 +68,8 @@ const STAGES: Record<DriveStage, { title: string; tone: Tone }> = {
   'erase-failed': { title: 'Not erased — safe to unplug', tone: 'warn' },
 };
 
-/** Stages after which a drive's counts mean something: how far it got. */
-const SHOWS_PROGRESS = new Set<string>(['loading', 'done', 'removed', 'interrupted']);
+/** Stages in or after which a drive's counts mean something: how far it got (an erase: bytes overwritten). */
+const SHOWS_PROGRESS = new Set<string>(['loading', 'done', 'removed', 'interrupted', 'erasing']);
 
 export const RECENT_JOBS = 10;
 
@@ -78,7 +79,8 @@ export function screenSnapshot(drives: DriveState[], jobs: Array<{ job: Job; upd
 
 function screenDrive(s: DriveState, showFileNames: boolean): ScreenDrive {
   const words = STAGES[s.stage];
-  const loading = s.stage === 'loading';
+  const moving = progressMoves(s.stage);
+  const erasing = s.stage === 'erasing';
   const p = s.progress && SHOWS_PROGRESS.has(s.stage) ? s.progress.snapshot() : undefined;
   return {
     id: s.drive.id,
@@ -91,12 +93,11 @@ function screenDrive(s: DriveState, showFileNames: boolean): ScreenDrive {
     safeToUnplug: safeToUnplug(s.stage), // one rule for the screen and `station status`
     ...(p && {
       progress: {
-        files: p.files,
-        totalFiles: p.totalFiles,
+        ...(!erasing && { files: p.files, totalFiles: p.totalFiles }),
         bytes: p.bytes,
         totalBytes: p.totalBytes,
-        ...(loading && { bytesPerSecond: p.bytesPerSecond }),
-        ...(loading && p.etaSeconds !== undefined && { etaSeconds: p.etaSeconds }),
+        ...(moving && { bytesPerSecond: p.bytesPerSecond }),
+        ...(moving && p.etaSeconds !== undefined && { etaSeconds: p.etaSeconds }),
       },
     }),
     ...(showFileNames && p && s.progress?.lastFile !== undefined && { lastFile: s.progress.lastFile }),

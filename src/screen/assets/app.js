@@ -62,7 +62,9 @@ function card(d) {
   const p = d.progress;
   if (p) {
     c.append(bar('bytes', p.bytes, p.totalBytes, size(p.bytes) + ' of ' + size(p.totalBytes)));
-    c.append(bar('files', p.files, p.totalFiles, p.files.toLocaleString('en') + ' of ' + p.totalFiles.toLocaleString('en') + ' files'));
+    if (p.totalFiles !== undefined) {
+      c.append(bar('files', p.files, p.totalFiles, p.files.toLocaleString('en') + ' of ' + p.totalFiles.toLocaleString('en') + ' files'));
+    }
     if (p.bytesPerSecond !== undefined) {
       const numbers = el('div', 'numbers');
       numbers.append(el('span', 'rate', size(p.bytesPerSecond) + '/s'), el('span', 'eta', 'ETA ' + (p.etaSeconds === undefined ? '--:--' : duration(p.etaSeconds))));
