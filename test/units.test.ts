@@ -20,6 +20,7 @@ import { screenSnapshot } from '../src/screen/snapshot.js';
 import type { DriveState } from '../src/daemon/drive-state.js';
 import { seededRandom } from '../src/random.js';
 import { DirectS3 } from '../src/s3/direct.js';
+import { Http1 } from '../src/s3/http1.js';
 import { environmentCredentials } from '../src/s3/credentials.js';
 import { DirectObjects } from '../src/s3/direct-objects.js';
 import { S3Refused, S3Unreachable } from '../src/s3/errors.js';
@@ -407,6 +408,86 @@ class Sha256 {
   }
 }
 
+test('HTTP/1.1 answers framed every way S3 and proxies send them, split anywhere, are read whole; connections are kept, capped and dropped as they should be', async (t) => {
+  // Each request's path names how the scripted server answers it; every answer goes out in small pieces.
+  const CHUNKED = 'HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\n\r\n5\r\n<List\r\nb\r\n>a</List>\r\n\r\n0\r\n\r\n';
+  const ANSWERS: Record<string, string> = {
+    '/length': 'HTTP/1.1 200 OK\r\nETag: "abc"\r\nContent-Length: 11\r\n\r\nhello world',
+    '/chunked': CHUNKED,
+    '/continue': 'HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nok',
+    '/head': 'HTTP/1.1 200 OK\r\ncontent-length: 5\r\n\r\n',
+    '/close': 'HTTP/1.1 200 OK\r\nconnection: close\r\ncontent-length: 3\r\n\r\nbye',
+    '/until-end': 'HTTP/1.1 500 Internal Server Error\r\n\r\n<Error><Code>InternalError</Code></Error>',
+    '/slow': 'HTTP/1.1 200 OK\r\ncontent-length: 4\r\n\r\nslow',
+    '/end-quietly': 'HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nok',
+  };
+  let connections = 0;
+  let atOnce = 0;
+  let mostAtOnce = 0;
+  const sockets = new Set<Socket>();
+  const server = createServer((socket) => {
+    connections++;
+    mostAtOnce = Math.max(mostAtOnce, ++atOnce);
+    sockets.add(socket);
+    socket.on('close', () => atOnce--);
+    let pending = '';
+    let closing = false;
+    socket.on('data', async (d) => {
+      if (closing) return; // a server closing an idle connection does not answer what comes meanwhile
+      pending += d.toString('latin1');
+      const end = pending.indexOf('\r\n\r\n');
+      if (end < 0) return;
+      const path = pending.split(' ')[1]!;
+      pending = '';
+      const answer = ANSWERS[path]!;
+      // closes the connection a little after this answer, without saying so
+      if (path === '/end-quietly') closing = true;
+      if (path === '/slow') await sleep(150);
+      for (let at = 0; at < answer.length; at += 7) {
+        socket.write(answer.slice(at, at + 7), 'latin1');
+        await sleep(1);
+      }
+      if (path === '/close' || path === '/until-end') socket.end();
+      if (path === '/end-quietly') setTimeout(() => socket.destroy(), 40);
+    });
+  });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  t.after(() => {
+    for (const s of sockets) s.destroy();
+    server.close();
+  });
+  const { port } = server.address() as { port: number };
+  const origin = { tls: false, host: '127.0.0.1', port, authority: `127.0.0.1:${port}` };
+  const http = new Http1(2000, 2);
+  t.after(() => http.destroy());
+  const get = (path: string, method = 'GET') => http.request(origin, method, path, {}, undefined);
+
+  const length = await get('/length');
+  assert.deepEqual([length.status, length.headers.get('etag'), length.body.toString()], [200, '"abc"', 'hello world']);
+  assert.equal((await get('/chunked')).body.toString(), '<List>a</List>\r\n', 'the chunks joined');
+  assert.equal((await get('/continue')).body.toString(), 'ok', 'the interim 100 skipped');
+  const head = await get('/head', 'HEAD');
+  assert.deepEqual([head.status, head.headers.get('content-length'), head.body.length], [200, '5', 0], "a HEAD's length, and no body waited for");
+  assert.equal(connections, 1, 'one keep-alive connection for all of them');
+  assert.equal((await get('/close')).body.toString(), 'bye');
+  assert.equal((await get('/length')).status, 200);
+  assert.equal(connections, 2, 'a connection the server closes is not used again');
+  const untilEnd = await get('/until-end');
+  assert.deepEqual([untilEnd.status, untilEnd.body.toString()], [500, '<Error><Code>InternalError</Code></Error>'], 'an answer that ends with its connection');
+  // A kept connection the server closes just as the next request goes out fails that request (DirectS3 decides
+  // whether to try again); the next goes on a new connection.
+  assert.equal((await get('/end-quietly')).body.toString(), 'ok');
+  await assert.rejects(get('/length'), /closed before the whole answer came|ECONNRESET/);
+  const was = connections;
+  assert.equal((await get('/length')).body.toString(), 'hello world');
+  assert.equal(connections, was + 1, 'a new connection after the closed one');
+  const before = connections;
+  const three = await Promise.all([get('/slow'), get('/slow'), get('/slow')]);
+  assert.deepEqual(three.map((a) => a.body.toString()), ['slow', 'slow', 'slow']);
+  assert.ok(mostAtOnce <= 2, `at most 2 connections at once (${mostAtOnce})`);
+  assert.ok(connections - before <= 2, 'the third request waited for a connection of the two');
+});
+
 test('a direct PUT to a server that goes silent (never answers, or stops reading the body) fails as unreachable after its tries; a slow one that keeps reading is waited for; an S3 error keeps its status and code', async (t) => {
   const seen: string[] = [];
   const sockets = new Set<Socket>();
@@ -432,7 +513,8 @@ test('a direct PUT to a server that goes silent (never answers, or stops reading
           got += more.length;
           tick += more.length;
           if (tick >= 200 * 1024) socket.pause();
-          if (got < size) return;
+          // (a client may send its next request on this connection before it sees the end of it)
+          if (got < size || socket.writableEnded) return;
           clearInterval(timer);
           socket.end('HTTP/1.1 200 OK\r\netag: "0123456789abcdef0123456789abcdef"\r\ncontent-length: 0\r\n\r\n');
         });

@@ -1,9 +1,8 @@
 import { hash } from 'node:crypto';
-import type { Readable } from 'node:stream';
 import { setTimeout as sleep } from 'node:timers/promises';
-import Agent from 'undici/lib/dispatcher/agent.js';
 import type { S3Settings } from '../config.js';
 import { S3Refused, S3Unreachable } from './errors.js';
+import { Http1, type Origin } from './http1.js';
 import { Signer, canonicalQuery, uriEncode, type Credentials } from './sigv4.js';
 import { xmlValue } from './xml.js';
 
@@ -33,15 +32,15 @@ export interface S3Answer {
 
 /**
  * S3 requests sent without the SDK's command pipeline: signed by `Signer` (sigv4.ts), sent on keep-alive
- * connections by undici's Agent. For many small files the pipeline (serialize, endpoint rules, middleware,
+ * connections by `Http1` (http1.ts). For many small files the pipeline (serialize, endpoint rules, middleware,
  * deserialize) costs about four times the CPU of signing and sending, and decides how fast a drive of small files
- * goes (docs/benchmarks.md); undici sends a PUT for about two thirds of the CPU node:http takes. Failures are
+ * goes (docs/benchmarks.md). Failures are
  * classified as the SDK's are (`S3Refused` with S3's status and code, `S3Unreachable` when no answer came), after
  * the same number of tries. What each request means (its query, its XML) is DirectObjects' (direct-objects.ts).
  */
 export class DirectS3 {
   private readonly signer: Signer;
-  private readonly agent: Agent;
+  private readonly http: Http1;
   private readonly base: URL;
   private readonly virtualHost: boolean;
 
@@ -55,19 +54,20 @@ export class DirectS3 {
     this.base = new URL(s3.endpoint ?? `https://s3.${s3.region}.amazonaws.com`);
     this.virtualHost = !s3.forcePathStyle;
     // A connection silent this long is dead (a pulled cable, a hung server): the request fails and is retried.
-    // Idle connections are kept 10 s for the next files.
+    // Idle connections are kept a few seconds for the next files.
     const timeout = s3.requestTimeoutMs;
-    this.agent = new Agent({ connections: maxSockets, headersTimeout: timeout, bodyTimeout: timeout, keepAliveTimeout: 10_000 });
+    this.http = new Http1(timeout, maxSockets);
   }
 
   destroy(): void {
-    void this.agent.destroy().catch(() => {});
+    this.http.destroy();
   }
 
   async request(req: S3Request): Promise<S3Answer> {
     const { hostname, port, path } = this.address(req.bucket, req.key);
     const host = port ? `${hostname}:${port}` : hostname;
-    const origin = `${this.base.protocol}//${host}`;
+    const tls = this.base.protocol === 'https:';
+    const origin: Origin = { tls, host: hostname.replace(/^\[(.*)\]$/, '$1'), port: port ? Number(port) : tls ? 443 : 80, authority: host };
     const query = req.query ? canonicalQuery(req.query) : '';
     const body = req.body;
     // A body with Content-MD5 is checked by S3; any other (a Complete's list of parts) is small and signed.
@@ -104,71 +104,31 @@ export class DirectS3 {
     return { hostname: this.base.hostname, port: this.base.port, path: `${prefix}/${bucket}/${object}` };
   }
 
-  private send(
+  private async send(
     method: S3Request['method'],
     headers: Record<string, string>,
-    origin: string,
+    origin: Origin,
     path: string,
     body: Buffer | undefined,
   ): Promise<S3Answer & { status: number; code?: string }> {
     // An answer S3 refused has a `code`: S3's, or `NotFound` for a HEAD's bare 404, or `Http<status>`.
-    const raw: string[] = [];
-    for (const name in headers) raw.push(name, headers[name]!);
+    const answer = await this.http.request(origin, method, path, headers, body);
+    const status = answer.status;
+    const etag = answer.headers.get('etag');
+    const length = answer.headers.get('content-length');
+    const size = method === 'HEAD' && length !== undefined ? Number(length) : undefined;
     // A PUT's answer has nothing to read but its ETag; an error's XML names its code.
-    const keep = method !== 'PUT';
-    return new Promise((resolve, reject) => {
-      let status = 0;
-      let etag: string | undefined;
-      let size: number | undefined;
-      const text: Buffer[] = [];
-      const handler: Parameters<Agent['dispatch']>[1] = {
-        // (undici takes a handler with onRequestStart for its current interface, else for the one before)
-        onRequestStart() {},
-        onResponseStart(_, statusCode, responseHeaders) {
-          status = statusCode;
-          etag = responseHeaders.etag as string | undefined;
-          const length = responseHeaders['content-length'];
-          if (method === 'HEAD' && length !== undefined) size = Number(length);
-        },
-        onResponseData(_, chunk) {
-          if (keep || status >= 300) text.push(chunk);
-        },
-        onResponseEnd() {
-          if (text.length === 0) {
-            const code = status < 300 ? undefined : method === 'HEAD' && status === 404 ? 'NotFound' : `Http${status}`;
-            return resolve({ status, etag, size, ...(code && { code }) });
-          }
-          const xml = Buffer.concat(text).toString('utf8');
-          // CompleteMultipartUpload can fail after its 200 went out: the error is then the answer's body. AWS says
-          // to retry it, as a server error.
-          const failed = status >= 300 || xml.includes('<Error>');
-          resolve({ status: status < 300 && failed ? 500 : status, etag, size, xml, ...(failed && { code: xmlValue(xml, 'Code') ?? `Http${status}` }) });
-        },
-        onResponseError(_, err) {
-          reject(err);
-        },
-      };
-      try {
-        const sent = body && body.length > PIECE ? (pieces(body) as unknown as Readable) : body;
-        this.agent.dispatch({ origin, path, method, headers: raw, ...(sent && { body: sent }) }, handler);
-      } catch (err) {
-        reject(err as Error);
-      }
-    });
+    const keep = method !== 'PUT' || status >= 300;
+    if (!keep || answer.body.length === 0) {
+      const code = status < 300 ? undefined : method === 'HEAD' && status === 404 ? 'NotFound' : `Http${status}`;
+      return { status, etag, size, ...(code && { code }) };
+    }
+    const xml = answer.body.toString('utf8');
+    // CompleteMultipartUpload can fail after its 200 went out: the error is then the answer's body. AWS says
+    // to retry it, as a server error.
+    const failed = status >= 300 || xml.includes('<Error>');
+    return { status: status < 300 && failed ? 500 : status, etag, size, xml, ...(failed && { code: xmlValue(xml, 'Code') ?? `Http${status}` }) };
   }
-}
-
-/**
- * A body given to undici whole is one write, and the request's timeout runs from there to S3's answer: on a slow
- * link a large body would time out while its bytes were still going. Given in pieces, the timeout starts again
- * with each piece the socket takes: it measures silence, as node:http's did. (undici takes any iterable body;
- * its typings name only streams.) A body of 1 MiB or less goes whole: it needs 9 KB/s to beat the default timeout,
- * and the pieces' writer cost the mixed bench drive's 1 MiB files 0.15 CPU-s (2.58 -> 2.48 s, 5 runs each).
- */
-const PIECE = 1024 * 1024;
-
-function* pieces(body: Buffer): Generator<Buffer> {
-  for (let at = 0; at < body.length; at += PIECE) yield body.subarray(at, at + PIECE);
 }
 
 /** Retried as the SDK retries: server errors and throttling. */
