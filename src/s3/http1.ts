@@ -58,9 +58,12 @@ export class Http1 {
     socket.ref();
     return new Promise<Answer>((resolve, reject) => {
       const reader = new AnswerReader(method === 'HEAD');
+      // An answer may come before the whole body went out (a refusal): that connection is not used again, or the
+      // rest of the body would follow the next request's head.
+      let sent = false;
       const settle = (err: Error | undefined, answer?: Answer) => {
         socket.off('data', onData).off('error', onError).off('close', onClose).off('timeout', onTimeout);
-        if (err || !reader.keepAlive) socket.destroy();
+        if (err || !reader.keepAlive || !sent) socket.destroy();
         else this.release(key, socket);
         if (err) reject(err);
         else resolve(answer!);
@@ -86,7 +89,8 @@ export class Http1 {
       socket.setTimeout(this.timeoutMs);
       socket.cork();
       socket.write(head, 'latin1');
-      if (body) writeInPieces(socket, body);
+      if (body) writeInPieces(socket, body, () => (sent = true));
+      else sent = true;
       socket.uncork();
     });
   }
@@ -98,9 +102,13 @@ export class Http1 {
   /** A new connection, once fewer than `maxSockets` are open (an idle one is closed to make room). */
   private async connect(key: string, origin: Origin): Promise<Socket> {
     while (this.open.size >= this.maxSockets) {
-      const idle = [...this.idle.values()].find((list) => list.length > 0);
-      if (idle) idle.shift()!.destroy();
-      else await new Promise<void>((wake) => this.waiting.push(wake));
+      const idle = [...this.idle.values()].find((list) => list.length > 0)?.shift();
+      if (idle) {
+        this.open.delete(idle);
+        idle.destroy();
+      } else {
+        await new Promise<void>((wake) => this.waiting.push(wake));
+      }
       const reused = this.idle.get(key)?.pop();
       if (reused) return reused.off('timeout', closeIdle);
     }
@@ -137,11 +145,13 @@ function closeIdle(this: Socket): void {
   this.destroy();
 }
 
-/** A body goes out in 1 MiB pieces, each written when the last has left: the timeout measures silence. */
-function writeInPieces(socket: Socket, body: Buffer): void {
+/** A body goes out in 1 MiB pieces, each written when the last has left: the timeout measures silence. `written`
+ * is told once the socket has taken the whole body. */
+function writeInPieces(socket: Socket, body: Buffer, written: () => void): void {
   const PIECE = 1024 * 1024;
   if (body.length <= PIECE) {
     socket.write(body);
+    written();
     return;
   }
   let at = 0;
@@ -154,6 +164,7 @@ function writeInPieces(socket: Socket, body: Buffer): void {
         return;
       }
     }
+    written();
   };
   next();
 }
