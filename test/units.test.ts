@@ -492,6 +492,8 @@ test('HTTP/1.1 answers framed every way S3 and proxies send them, split anywhere
   const fresh = connections;
   assert.equal((await get('/length')).body.toString(), 'hello world');
   assert.equal(connections, fresh + 1, "not on the refused request's connection");
+  await assert.rejects(http.request(origin, 'PUT', '/length', { 'x-amz-meta-a': 'b\r\nx-amz-acl: public-read' }, undefined), /line break/);
+  await assert.rejects(get('/length\r\nGET /chunked'), /line break/);
   const before = connections;
   const three = await Promise.all([get('/slow'), get('/slow'), get('/slow')]);
   assert.deepEqual(three.map((a) => a.body.toString()), ['slow', 'slow', 'slow']);

@@ -43,8 +43,16 @@ export class Http1 {
   ) {}
 
   async request(origin: Origin, method: string, path: string, headers: Record<string, string>, body: Buffer | undefined): Promise<Answer> {
+    // The manifest's values are checked where they come in; a line break here would still be a header or a request
+    // of someone else's making.
+    if (BREAK.test(path)) throw new Error(`a request path with a line break: ${JSON.stringify(path)}`);
     let head = `${method} ${path} HTTP/1.1\r\nhost: ${origin.authority}\r\n`;
-    for (const name in headers) if (name !== 'host') head += `${name}: ${headers[name]}\r\n`;
+    for (const name in headers) {
+      if (name === 'host') continue;
+      const value = headers[name]!;
+      if (BREAK.test(name) || BREAK.test(value)) throw new Error(`a request header with a line break: ${JSON.stringify(name)}`);
+      head += `${name}: ${value}\r\n`;
+    }
     head += '\r\n';
     const key = `${origin.tls}|${origin.host}|${origin.port}`;
     // A kept connection the server has just closed without saying so fails the request like any dropped one:
@@ -139,6 +147,8 @@ export class Http1 {
     this.waiting.shift()?.();
   }
 }
+
+const BREAK = /[\r\n]/;
 
 /** An idle connection past its keep-alive. */
 function closeIdle(this: Socket): void {
