@@ -2,7 +2,7 @@
 //   BENCH_STATION_NODE_ARGS="--require $PWD/bench/profile/thread-cpu.cjs" npm run bench -- --tree mixed --tools station --verbose
 // At exit it prints one line to stderr: each thread's id and CPU seconds (utime + stime from /proc), the busiest
 // first. Threads are all named "node"; in a load they start in this order: the main thread (the process id), V8's
-// helper threads (its optimising compiler; four), the PUT thread, the count thread, the hash threads.
+// helper threads (its optimising compiler; four), the S3 thread, the count thread, the hash threads.
 // Sampled every 50 ms, so a thread that ended keeps its last sample.
 const fs = require('node:fs');
 const { isMainThread } = require('node:worker_threads');
