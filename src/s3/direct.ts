@@ -34,9 +34,9 @@ export interface S3Answer {
  * S3 requests sent without the SDK's command pipeline: signed by `Signer` (sigv4.ts), sent on keep-alive
  * connections by `Http1` (http1.ts). For many small files the pipeline (serialize, endpoint rules, middleware,
  * deserialize) costs about four times the CPU of signing and sending, and decides how fast a drive of small files
- * goes (docs/benchmarks.md). Failures are
- * classified as the SDK's are (`S3Refused` with S3's status and code, `S3Unreachable` when no answer came), after
- * the same number of tries. What each request means (its query, its XML) is DirectObjects' (direct-objects.ts).
+ * goes (docs/benchmarks.md). Failures are classified as the SDK's are (`S3Refused` with S3's status and code,
+ * `S3Unreachable` when no answer came), after the same number of tries. What each request means (its query, its
+ * XML) is DirectObjects' (direct-objects.ts).
  */
 export class DirectS3 {
   private readonly signer: Signer;
