@@ -57,7 +57,7 @@ export class Http1 {
     const key = `${origin.tls}|${origin.host}|${origin.port}`;
     // A kept connection the server has just closed without saying so fails the request like any dropped one:
     // DirectS3 tries again (as many times as `upload.maxAttempts` says, no more: a drop is a drop).
-    const socket = this.idle.get(key)?.pop()?.off('timeout', closeIdle) ?? (await this.connect(key, origin));
+    const socket = this.takeIdle(key) ?? (await this.connect(key, origin));
     return this.exchange(socket, key, head, body, method);
   }
 
@@ -117,8 +117,8 @@ export class Http1 {
       } else {
         await new Promise<void>((wake) => this.waiting.push(wake));
       }
-      const reused = this.idle.get(key)?.pop();
-      if (reused) return reused.off('timeout', closeIdle);
+      const reused = this.takeIdle(key);
+      if (reused) return reused;
     }
     const socket = origin.tls
       ? tlsConnect({ host: origin.host, port: origin.port, ...(isIP(origin.host) === 0 && { servername: origin.host }) })
@@ -136,6 +136,11 @@ export class Http1 {
       this.waiting.shift()?.();
     });
     return socket;
+  }
+
+  /** The last idle connection to this origin, no longer under its keep-alive's end. */
+  private takeIdle(key: string): Socket | undefined {
+    return this.idle.get(key)?.pop()?.off('timeout', closeIdle);
   }
 
   /** Back to the idle connections: it neither keeps the process alive nor lives past its keep-alive. */
